@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): speed and coherence, measured as ratios in one run."""

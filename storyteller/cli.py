@@ -1,0 +1,83 @@
+"""Command line: `storyteller` opens the game in the terminal; `storyteller run` plays a
+script headless. Heavy libraries (llama_cpp, textual) are imported only when needed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from storyteller import __version__
+from storyteller.campaign import CampaignError
+from storyteller.config import Settings
+from storyteller.narrator.base import NarratorError
+
+DEFAULT_CAMPAIGN = "adventure"
+
+
+def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) -> None:
+    parser.add_argument("--campaign", required=campaign_required, default=DEFAULT_CAMPAIGN,
+                        help="campaign to start or resume (a folder in the saves directory)")
+    parser.add_argument("--world", help="world for a new campaign, from prompts/worlds/")
+    parser.add_argument("--model", help="'embedded' (default), a .gguf path, or a file in models/")
+    parser.add_argument("--seed", type=int, help="sampling seed, for repeatable stories")
+    parser.add_argument("--max-tokens", type=int, help="longest narration in tokens")
+    parser.add_argument("--n-ctx", type=int, help="context size in tokens (default: the model's)")
+    parser.add_argument("--threads", type=int, dest="n_threads", help="CPU threads for the model")
+    parser.add_argument("--saves-dir", type=Path,
+                        help="where campaigns live (default ./saves, or $STORYTELLER_SAVES_DIR)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storyteller",
+        description="A text adventure in your terminal, narrated by a local language model. "
+                    "Without a command, the game opens in the terminal.",
+    )
+    parser.add_argument("--version", action="version", version=f"storyteller {__version__}")
+    _add_game_flags(parser, campaign_required=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="play a script of actions headless, printing the story")
+    _add_game_flags(run, campaign_required=True)
+    run.add_argument("--script", type=Path, required=True,
+                     help="file with one player action or /command per line")
+    run.add_argument("--trace", type=Path, help="append one JSON line per turn to this file")
+    commands.add_parser("worlds", help="list the worlds a new campaign can start in")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Flags that were given override environment variables and defaults."""
+    fields = ("world", "model", "seed", "max_tokens", "n_ctx", "n_threads", "saves_dir")
+    return Settings(**{name: getattr(args, name) for name in fields
+                       if getattr(args, name, None) is not None})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+        if args.command == "run":
+            from storyteller.headless import run_script
+
+            return run_script(settings, args.campaign, args.script, args.trace)
+        if args.command == "worlds":
+            from storyteller.context.world import world_names
+
+            print("\n".join(world_names(settings.prompts_dir)))
+            return 0
+        from storyteller.tui.app import run_app
+
+        return run_app(settings, args.campaign)
+    except (CampaignError, NarratorError) as error:
+        print(f"storyteller: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        problem = error.errors()[0]
+        print(f"storyteller: invalid --{str(problem['loc'][0]).replace('_', '-')}: "
+              f"{problem['msg']}.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,43 @@
+"""Settings: one object with documented fields; every field can be set by an
+environment variable with the STORYTELLER_ prefix (e.g. STORYTELLER_SAVES_DIR)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Nothing is ever downloaded from a model hub, and Chroma does not phone home.
+for _name, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STORYTELLER_", extra="ignore")
+
+    saves_dir: Path = Field(Path("saves"), description="Where campaigns are stored.")
+    prompts_dir: Path = Field(
+        PROJECT_DIR / "prompts", description="System prompt and worlds/*.toml."
+    )
+    models_dir: Path = Field(PROJECT_DIR / "models", description="Where GGUF files are looked up.")
+    model: str = Field("embedded", description="'embedded' or a path to a .gguf file.")
+    world: str = Field("emberfall", description="World from prompts/worlds/ for new campaigns.")
+    n_ctx: int | None = Field(None, ge=256, description="Context size; default: the model's.")
+    n_ctx_cap: int = Field(4096, ge=256, description="Upper bound on the default context size.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp.")
+    max_tokens: int = Field(160, ge=1, le=4096, description="Longest narration, in tokens.")
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    top_k: int = Field(40, ge=0)
+    repeat_penalty: float = Field(1.1, ge=0.5, le=2.0)
+    seed: int | None = Field(None, description="Sampling seed; None draws a new one each turn.")
+    history_turns: int = Field(8, ge=0, description="Recent turns kept verbatim in the prompt.")
+    max_input_chars: int = Field(2000, ge=10, description="Longer player input is cut.")

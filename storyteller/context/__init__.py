@@ -1,0 +1,1 @@
+"""What the model is given each turn: sections, token budget, prompt rendering."""

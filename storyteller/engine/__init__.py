@@ -1,0 +1,1 @@
+"""The game loop: turns, commands, traces. Headless: never imports Textual."""

@@ -1,0 +1,24 @@
+"""Cleaning untrusted text from the player before it enters the game."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# CSI / OSC / other ESC sequences a pasted terminal capture may carry.
+_ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
+_WHITESPACE_RUN = re.compile(r"\s+")
+
+
+def clean_player_input(text: str, max_chars: int) -> tuple[str, str | None]:
+    """Return (cleaned text, notice or None): escapes and control characters removed,
+    whitespace collapsed to single spaces, cut to max_chars at a word boundary."""
+    text = _ANSI_ESCAPE.sub("", text)
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in text)
+    text = _WHITESPACE_RUN.sub(" ", text).strip()
+    if len(text) <= max_chars:
+        return text, None
+    cut = text[:max_chars]
+    if " " in cut[max_chars // 2:]:
+        cut = cut[: cut.rfind(" ")]
+    return cut, f"Your action was {len(text):,} characters; only the first {len(cut):,} were used."

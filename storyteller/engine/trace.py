@@ -1,0 +1,43 @@
+"""The per-turn trace: what the model was given and how long each stage took.
+Written one JSON object per line by `storyteller run --trace FILE`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+TIMING_STAGES = ("retrieve", "budget", "ttft", "generate", "extract", "save")
+
+
+@dataclass
+class TurnTrace:
+    turn: int
+    input: str
+    output: str
+    prompt: str
+    prompt_tokens: int
+    completion_tokens: int
+    n_ctx: int
+    max_tokens: int
+    sections: list[dict] = field(default_factory=list)
+    retrieved: list[dict] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_STAGES, 0.0))
+    model: str = ""
+    seed: int = 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Decoding speed after the first token (prompt evaluation excluded)."""
+        seconds = (self.timings_ms["generate"] - self.timings_ms["ttft"]) / 1000
+        if seconds <= 0 or self.completion_tokens < 2:
+            return 0.0
+        return (self.completion_tokens - 1) / seconds
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def append_trace(path: Path, trace: TurnTrace) -> None:
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(trace.to_json() + "\n")

@@ -1,0 +1,73 @@
+"""The one small protocol every narrator backend follows."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class NarratorError(Exception):
+    """A narrator problem; the message is one line that says what to do."""
+
+
+class SamplingOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    top_k: int = Field(40, ge=0)
+    repeat_penalty: float = Field(1.1, ge=0.5, le=2.0)
+    max_tokens: int = Field(160, ge=1)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system", "user" or "assistant"
+    content: str
+    section: str = ""  # which prompt section this message belongs to
+
+
+@dataclass
+class RenderedPrompt:
+    """A prompt exactly as it will be sent: its text, its tokens, and which tokens
+    each message accounts for (template wrappers included), so sections can be counted."""
+
+    messages: list[Message]
+    text: str
+    tokens: list[int]
+    message_tokens: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass
+class GenerationStats:
+    """Filled in by Narrator.stream while it runs."""
+
+    completion_tokens: int = 0
+    stopped_by: str = ""  # "eos", "length", "cancel"
+
+
+class Narrator(Protocol):
+    model_id: str
+    n_ctx: int
+
+    def render(self, messages: list[Message]) -> RenderedPrompt:
+        """Apply the chat template and tokenize. Message contents are untrusted text:
+        they never become control tokens."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of plain text, as it would be tokenized inside a prompt."""
+
+    def stream(self, prompt: RenderedPrompt, options: SamplingOptions,
+               cancel: threading.Event, stats: GenerationStats) -> Iterator[str]:
+        """Yield narration text chunks; stop early when cancel is set."""
+
+    def close(self) -> None:
+        """Free the model."""

@@ -1,0 +1,154 @@
+"""The llama.cpp backend (llama-cpp-python), the default narrator.
+
+Prompts go in as token lists that we build ourselves (see template.py), so untrusted
+text is tokenized with special-token parsing off and the count we budget with is the
+count the model receives. llama-cpp-python's generate() keeps the KV cache of the
+longest common prefix with the previous call, so a stable prompt front is reused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from storyteller.narrator.base import (
+    GenerationStats,
+    Message,
+    NarratorError,
+    RenderedPrompt,
+    SamplingOptions,
+)
+from storyteller.narrator.template import (
+    TRANSCRIPT_STOP,
+    Piece,
+    render_chat_template,
+    render_transcript,
+)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """llama.cpp prints loader logs on fd 2 even with verbose=False; they would
+    scribble over the terminal UI."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class LlamaCppNarrator:
+    def __init__(self, model_path: Path, n_ctx: int | None = None, n_ctx_cap: int = 4096,
+                 n_threads: int | None = None):
+        from llama_cpp import Llama  # heavy: imported only when a model is loaded
+
+        self.model_path = Path(model_path)
+        self.model_id = self.model_path.name
+        try:
+            with _quiet_stderr():
+                self._llm = Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=n_ctx or min(self._trained_context(Llama), n_ctx_cap),
+                    n_threads=n_threads or max(os.cpu_count() or 1, 1),
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise NarratorError(f"Cannot load model {self.model_path}: {error}; check the "
+                                "file is a complete GGUF model or pass another --model.") from None
+        self.n_ctx = self._llm.n_ctx()
+        self._template = self._llm.metadata.get("tokenizer.chat_template")
+        self._stop_strings = [] if self._template else TRANSCRIPT_STOP
+        self._lock = threading.Lock()  # a Llama context serves one generation at a time
+
+    def _trained_context(self, llama_class) -> int:
+        with _quiet_stderr():
+            vocab = llama_class(model_path=str(self.model_path), vocab_only=True, verbose=False)
+        try:
+            metadata = vocab.metadata
+            architecture = metadata.get("general.architecture", "")
+            return int(metadata.get(f"{architecture}.context_length", 2048))
+        finally:
+            vocab.close()
+
+    # -- tokens -------------------------------------------------------------
+
+    def _tokenize(self, text: str, trusted: bool, first: bool) -> list[int]:
+        # add_bos on the first piece lets llama.cpp add BOS only if the model wants it.
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=first, special=trusted)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text, trusted=False, first=False))
+
+    def render(self, messages: list[Message]) -> RenderedPrompt:
+        pieces = self._pieces(messages)
+        tokens: list[int] = []
+        message_tokens = [0] * len(messages)
+        for i, piece in enumerate(pieces):
+            piece_tokens = self._tokenize(piece.text, piece.trusted, first=i == 0)
+            tokens.extend(piece_tokens)
+            message_tokens[piece.message_index] += len(piece_tokens)
+        text = "".join(piece.text for piece in pieces)
+        return RenderedPrompt(messages, text, tokens, message_tokens)
+
+    def _pieces(self, messages: list[Message]) -> list[Piece]:
+        if not self._template:
+            return render_transcript(messages)
+        bos = self._token_text(self._llm.token_bos())
+        eos = self._token_text(self._llm.token_eos())
+        pieces = render_chat_template(self._template, messages, bos, eos)
+        if bos and pieces and pieces[0].trusted and pieces[0].text.startswith(bos):
+            # The template writes BOS itself: do not let the tokenizer add a second one.
+            pieces[0] = Piece(pieces[0].text[len(bos):], pieces[0].message_index, True)
+            pieces.insert(0, Piece(bos, pieces[0].message_index, True))
+        return pieces
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+    # -- generation ---------------------------------------------------------
+
+    def stream(self, prompt: RenderedPrompt, options: SamplingOptions,
+               cancel: threading.Event, stats: GenerationStats) -> Iterator[str]:
+        import llama_cpp
+
+        with self._lock:
+            self._llm.set_seed(options.seed)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            vocab = self._llm._model.vocab
+            text_so_far = ""
+            stats.stopped_by = "length"
+            for token in self._llm.generate(
+                prompt.tokens, top_k=options.top_k, top_p=options.top_p,
+                temp=options.temperature, repeat_penalty=options.repeat_penalty,
+            ):
+                if cancel.is_set():
+                    stats.stopped_by = "cancel"
+                    break
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    stats.stopped_by = "eos"
+                    break
+                stats.completion_tokens += 1
+                chunk = decoder.decode(self._llm.detokenize([token]))
+                text_so_far += chunk
+                if self._hit_stop(text_so_far):
+                    stats.stopped_by = "eos"
+                    break
+                if chunk:
+                    yield chunk
+                if stats.completion_tokens >= options.max_tokens:
+                    break
+
+    def _hit_stop(self, text: str) -> bool:
+        return any(stop in text[-16:] for stop in self._stop_strings)
+
+    def close(self) -> None:
+        self._llm.close()

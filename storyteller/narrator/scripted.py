@@ -1,0 +1,59 @@
+"""A scripted fake narrator for UI tests and engine tests where the model is beside
+the point. It is not a model: it replays canned replies, word by word."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+from storyteller.narrator.base import GenerationStats, Message, RenderedPrompt, SamplingOptions
+from storyteller.narrator.template import render_transcript
+
+DEFAULT_REPLIES = [
+    "The lantern flickers as you step forward; the corridor smells of rain and iron.",
+    "A voice calls your name from somewhere below, patient and unhurried.",
+    "Dust settles. Somewhere, a door you had not noticed closes softly.",
+]
+
+
+class ScriptedNarrator:
+    """Replies from a fixed list, in order, cycling; one fake token per word."""
+
+    def __init__(self, replies: list[str] | None = None, n_ctx: int = 2048,
+                 delay: float = 0.0):
+        self.replies = list(replies or DEFAULT_REPLIES)
+        self.model_id = "scripted-test-narrator"
+        self.n_ctx = n_ctx
+        self.delay = delay  # seconds between words, to exercise streaming and cancel
+        self.calls = 0
+        self.prompts: list[RenderedPrompt] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def render(self, messages: list[Message]) -> RenderedPrompt:
+        pieces = render_transcript(messages)
+        message_tokens = [0] * len(messages)
+        for piece in pieces:
+            message_tokens[piece.message_index] += self.count_tokens(piece.text)
+        text = "".join(piece.text for piece in pieces)
+        return RenderedPrompt(messages, text, list(range(sum(message_tokens))), message_tokens)
+
+    def stream(self, prompt: RenderedPrompt, options: SamplingOptions,
+               cancel: threading.Event, stats: GenerationStats) -> Iterator[str]:
+        self.prompts.append(prompt)
+        reply = self.replies[self.calls % len(self.replies)]
+        self.calls += 1
+        stats.stopped_by = "eos"
+        for i, word in enumerate(reply.split(" ")[: options.max_tokens]):
+            if cancel.is_set():
+                stats.stopped_by = "cancel"
+                return
+            if self.delay:
+                time.sleep(self.delay)
+            stats.completion_tokens += 1
+            yield word if i == 0 else " " + word
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""The terminal interface (Textual). Only this package imports textual."""
