@@ -107,10 +107,13 @@ def test_max_tokens_too_large_for_the_context_is_refused(settings):
 
 
 @pytest.mark.model
-def test_real_model_same_seed_same_story(settings, real_narrator, tmp_path):
+def test_real_model_same_seed_same_story(settings):
+    """From a fresh model, a seed fixes the story. (A warm KV cache evaluates the prompt
+    in other batches, so its floating point, and then the sample, may differ.)"""
     outputs = []
     for name in ("one", "two"):
-        game = open_game(settings, name, real_narrator)
+        game = open_game(settings.model_copy(update={"n_ctx": 1024}), name)
         outputs.append([game.submit(action).turn.output for action in ("look", "wait")])
+        game.narrator.close()
     assert outputs[0] == outputs[1]
     assert all(outputs[0])

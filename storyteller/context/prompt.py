@@ -1,13 +1,19 @@
 """Build the prompt for one turn and make it fit the model's context.
 
 Sections, in a fixed order so consecutive turns share the longest prefix (llama.cpp
-then re-evaluates only the new suffix): system prompt and world (byte-identical every
-turn) → recent history, oldest first → the player's input. Later sections (pinned
-facts, summary, retrieved memories) slot in between without changing this contract.
+then re-evaluates only the new suffix):
 
-The budget: n_ctx minus the answer's max_tokens minus a small margin. Over budget,
-the oldest history goes first; if the input alone is still too long, it is shortened
-with a notice. The model never receives a prompt that does not fit.
+    system  (system prompt + world + opening: byte-identical every turn)
+    pinned  (facts the player pinned; change rarely)
+    summary (the story so far, for turns that left the history)
+    history (recent turns, oldest first)
+    memories (retrieved for this turn: volatile)
+    input   (the player's action)
+
+The budget is n_ctx minus the answer's max_tokens minus a small margin. Over budget,
+the lowest-scored memories go first, then the oldest history turns; an input that is
+still too long is shortened with a notice. The model never receives a prompt that does
+not fit.
 """
 
 from __future__ import annotations
@@ -15,16 +21,40 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from storyteller.campaign import Turn
-from storyteller.narrator.base import Message, Narrator, NarratorError, RenderedPrompt
+from storyteller.narrator.base import Message, Narrator, NarratorError, Part, RenderedPrompt
 
 SAFETY_MARGIN = 8  # tokens kept free between prompt + answer and n_ctx
+SECTION_ORDER = ("system", "pinned", "summary", "history", "memories", "input")
+
+
+@dataclass(frozen=True)
+class PromptMemory:
+    """A retrieved memory as the prompt sees it."""
+
+    id: str
+    kind: str
+    text: str
+    score: float
+
+
+@dataclass
+class PromptParts:
+    """Everything a turn's prompt may hold, before fitting."""
+
+    system: str
+    player_input: str
+    opening: str = ""
+    pinned: list[str] = field(default_factory=list)
+    summary: str = ""
+    history: list[Turn] = field(default_factory=list)
+    memories: list[PromptMemory] = field(default_factory=list)  # best first
 
 
 @dataclass
 class Section:
     name: str
     tokens: int
-    dropped: int = 0  # items left out to fit (turns for history, characters for input)
+    dropped: int = 0  # items left out to fit (turns, memories, or input characters)
 
     def to_json(self) -> dict:
         return {"name": self.name, "tokens": self.tokens, "dropped": self.dropped}
@@ -34,67 +64,68 @@ class Section:
 class PromptPlan:
     rendered: RenderedPrompt
     sections: list[Section]
-    player_input: str  # what the model was given, possibly shortened
+    parts: PromptParts  # what was actually sent (after dropping)
     notices: list[str] = field(default_factory=list)
 
 
-def history_messages(turns: list[Turn]) -> list[Message]:
-    messages: list[Message] = []
-    for turn in turns:
-        messages.append(Message("user", turn.input, "history"))
-        messages.append(Message("assistant", turn.output, "history"))
+def compose(parts: PromptParts) -> list[Message]:
+    """Turn the parts into chat messages. History alternates user/assistant; pinned
+    facts and the summary ride in the system message; retrieved memories ride in the
+    final user message just before the action, so every chat template accepts it."""
+    system = [Part("system", parts.system)]
+    if parts.opening:
+        system.append(Part("system", f"\n\nThe story begins:\n{parts.opening}"))
+    if parts.pinned:
+        facts = "\n".join(f"- {fact}" for fact in parts.pinned)
+        system.append(Part("pinned", f"\n\nFacts that stay true:\n{facts}"))
+    if parts.summary:
+        system.append(Part("summary", f"\n\nThe story so far:\n{parts.summary}"))
+    messages = [Message("system", tuple(system))]
+    for turn in parts.history:
+        messages.append(Message.of("user", turn.input, "history"))
+        messages.append(Message.of("assistant", turn.output, "history"))
+    final: list[Part] = []
+    if parts.memories:
+        remembered = "\n".join(f"- {memory.text}" for memory in parts.memories)
+        final.append(Part("memories", f"(Remember:\n{remembered})\n\n"))
+    final.append(Part("input", parts.player_input))
+    messages.append(Message("user", tuple(final)))
     return messages
 
 
-def compose(system_text: str, opening: str, history: list[Turn],
-            player_input: str) -> list[Message]:
-    """The opening scene rides with the system prompt: it never changes, and it shows
-    the model the voice to narrate in."""
-    stable = [Message("system", system_text, "system")]
-    if opening:
-        stable.append(Message("assistant", opening, "system"))
-    return [
-        *stable,
-        *history_messages(history),
-        Message("user", player_input, "input"),
-    ]
+def sections_of(rendered: RenderedPrompt, dropped: dict[str, int]) -> list[Section]:
+    return [Section(name, rendered.section_tokens.get(name, 0), dropped.get(name, 0))
+            for name in SECTION_ORDER]
 
 
-def count_sections(rendered: RenderedPrompt, names: list[str]) -> list[Section]:
-    """Sum each message's tokens into its section, keeping the sections' order."""
-    totals: dict[str, int] = dict.fromkeys(names, 0)
-    for message, tokens in zip(rendered.messages, rendered.message_tokens, strict=True):
-        totals[message.section] += tokens
-    return [Section(name, tokens) for name, tokens in totals.items()]
-
-
-def build_prompt(narrator: Narrator, system_text: str, opening: str, history: list[Turn],
-                 player_input: str, max_tokens: int, history_turns: int) -> PromptPlan:
+def build_prompt(narrator: Narrator, parts: PromptParts, max_tokens: int) -> PromptPlan:
     budget = narrator.n_ctx - max_tokens - SAFETY_MARGIN
-    kept = history[-history_turns:] if history_turns else []
-    dropped_turns = len(history) - len(kept)
-    rendered = narrator.render(compose(system_text, opening, kept, player_input))
-    while len(rendered) > budget and kept:
-        kept = kept[1:]
-        dropped_turns += 1
-        rendered = narrator.render(compose(system_text, opening, kept, player_input))
+    parts = PromptParts(**vars(parts))  # never change the caller's lists
+    dropped = dict.fromkeys(SECTION_ORDER, 0)
+    rendered = narrator.render(compose(parts))
+    while len(rendered) > budget and (parts.memories or parts.history):
+        if parts.memories:
+            parts.memories = parts.memories[:-1]
+            dropped["memories"] += 1
+        else:
+            parts.history = parts.history[1:]
+            dropped["history"] += 1
+        rendered = narrator.render(compose(parts))
     notices: list[str] = []
-    original_length = len(player_input)
+    original_length = len(parts.player_input)
     while len(rendered) > budget:
-        player_input = _shorten(player_input, budget / len(rendered))
-        if not player_input:
+        parts.player_input = _shorten(parts.player_input, budget / len(rendered))
+        if not parts.player_input:
             raise NarratorError(
                 f"The system prompt alone does not fit a {narrator.n_ctx}-token context "
                 f"with {max_tokens} tokens reserved for the answer; raise --n-ctx or "
                 "lower --max-tokens.")
-        rendered = narrator.render(compose(system_text, opening, kept, player_input))
-    if len(player_input) < original_length:
-        notices.append(f"Your action was shortened to {len(player_input)} characters "
+        rendered = narrator.render(compose(parts))
+    if len(parts.player_input) < original_length:
+        notices.append(f"Your action was shortened to {len(parts.player_input)} characters "
                        "to fit the model's context.")
-    sections = count_sections(rendered, ["system", "history", "input"])
-    sections[1].dropped = dropped_turns
-    sections[2].dropped = original_length - len(player_input)
-    return PromptPlan(rendered, sections, player_input, notices)
+        dropped["input"] = original_length - len(parts.player_input)
+    return PromptPlan(rendered, sections_of(rendered, dropped), parts, notices)
 
 
 def _shorten(text: str, ratio: float) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from storyteller.campaign import Campaign, Turn
 from storyteller.config import Settings
-from storyteller.context.prompt import PromptPlan, build_prompt
+from storyteller.context.prompt import PromptParts, PromptPlan, build_prompt
 from storyteller.context.world import World
 from storyteller.engine.text import clean_player_input
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
@@ -109,9 +109,8 @@ class Game:
         timings = {"retrieve": 0.0, "extract": 0.0}
 
         started = time.perf_counter()
-        plan = build_prompt(self.narrator, self.system_text, self.world.opening, history,
-                            player_input, self.settings.max_tokens,
-                            self.settings.history_turns)
+        plan = build_prompt(self.narrator, self.prompt_parts(history, player_input),
+                            self.settings.max_tokens)
         timings["budget"] = _ms_since(started)
 
         output, stats, seed = "", GenerationStats(), 0
@@ -126,7 +125,7 @@ class Game:
                                 "a larger --max-tokens, or another --model.")
 
         started = time.perf_counter()
-        turn = Turn(number, plan.player_input, output, model=self.narrator.model_id)
+        turn = Turn(number, plan.parts.player_input, output, model=self.narrator.model_id)
         if replacing:
             self.campaign.undo()
         self.campaign.append_turn(turn)
@@ -134,6 +133,13 @@ class Game:
 
         trace = self._trace(turn, plan, stats, timings, seed)
         return Reply(turn=turn, trace=trace, notices=plan.notices)
+
+    def prompt_parts(self, history: list[Turn], player_input: str) -> PromptParts:
+        """What this turn's prompt may hold. Seams: pinned facts, the summary and
+        retrieved memories are filled by the memory and summary components."""
+        recent = history[-self.settings.history_turns:] if self.settings.history_turns else []
+        return PromptParts(system=self.system_text, opening=self.world.opening,
+                           history=recent, player_input=player_input)
 
     def _generate(self, plan: PromptPlan, seed: int, on_chunk: ChunkCallback | None,
                   cancel: threading.Event) -> tuple[str, GenerationStats, dict[str, float]]:

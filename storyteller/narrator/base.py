@@ -26,21 +26,36 @@ class SamplingOptions(BaseModel):
 
 
 @dataclass(frozen=True)
+class Part:
+    section: str  # the prompt section this text belongs to: "system", "history", "input"...
+    text: str
+
+
+@dataclass(frozen=True)
 class Message:
+    """A chat message whose content is made of parts from one or more prompt sections."""
+
     role: str  # "system", "user" or "assistant"
-    content: str
-    section: str = ""  # which prompt section this message belongs to
+    parts: tuple[Part, ...]
+
+    @classmethod
+    def of(cls, role: str, text: str, section: str) -> Message:
+        return cls(role, (Part(section, text),))
+
+    @property
+    def content(self) -> str:
+        return "".join(part.text for part in self.parts)
 
 
 @dataclass
 class RenderedPrompt:
-    """A prompt exactly as it will be sent: its text, its tokens, and which tokens
-    each message accounts for (template wrappers included), so sections can be counted."""
+    """A prompt exactly as it will be sent: its text, its tokens, and how many tokens
+    each section accounts for (template wrappers included), in prompt order."""
 
     messages: list[Message]
     text: str
     tokens: list[int]
-    message_tokens: list[int] = field(default_factory=list)
+    section_tokens: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.tokens)

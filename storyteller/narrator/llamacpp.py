@@ -27,6 +27,7 @@ from storyteller.narrator.template import (
     Piece,
     render_chat_template,
     render_transcript,
+    sum_sections,
 )
 
 
@@ -89,13 +90,13 @@ class LlamaCppNarrator:
     def render(self, messages: list[Message]) -> RenderedPrompt:
         pieces = self._pieces(messages)
         tokens: list[int] = []
-        message_tokens = [0] * len(messages)
+        counts: list[int] = []
         for i, piece in enumerate(pieces):
             piece_tokens = self._tokenize(piece.text, piece.trusted, first=i == 0)
             tokens.extend(piece_tokens)
-            message_tokens[piece.message_index] += len(piece_tokens)
+            counts.append(len(piece_tokens))
         text = "".join(piece.text for piece in pieces)
-        return RenderedPrompt(messages, text, tokens, message_tokens)
+        return RenderedPrompt(messages, text, tokens, sum_sections(pieces, counts))
 
     def _pieces(self, messages: list[Message]) -> list[Piece]:
         if not self._template:
@@ -105,8 +106,8 @@ class LlamaCppNarrator:
         pieces = render_chat_template(self._template, messages, bos, eos)
         if bos and pieces and pieces[0].trusted and pieces[0].text.startswith(bos):
             # The template writes BOS itself: do not let the tokenizer add a second one.
-            pieces[0] = Piece(pieces[0].text[len(bos):], pieces[0].message_index, True)
-            pieces.insert(0, Piece(bos, pieces[0].message_index, True))
+            pieces[0] = Piece(pieces[0].text[len(bos):], pieces[0].section, True)
+            pieces.insert(0, Piece(bos, pieces[0].section, True))
         return pieces
 
     def _token_text(self, token: int) -> str:

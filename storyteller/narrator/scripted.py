@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 from storyteller.narrator.base import GenerationStats, Message, RenderedPrompt, SamplingOptions
-from storyteller.narrator.template import render_transcript
+from storyteller.narrator.template import render_transcript, sum_sections
 
 DEFAULT_REPLIES = [
     "The lantern flickers as you step forward; the corridor smells of rain and iron.",
@@ -34,11 +34,10 @@ class ScriptedNarrator:
 
     def render(self, messages: list[Message]) -> RenderedPrompt:
         pieces = render_transcript(messages)
-        message_tokens = [0] * len(messages)
-        for piece in pieces:
-            message_tokens[piece.message_index] += self.count_tokens(piece.text)
+        counts = [self.count_tokens(piece.text) for piece in pieces]
         text = "".join(piece.text for piece in pieces)
-        return RenderedPrompt(messages, text, list(range(sum(message_tokens))), message_tokens)
+        tokens = list(range(sum(counts)))
+        return RenderedPrompt(messages, text, tokens, sum_sections(pieces, counts))
 
     def stream(self, prompt: RenderedPrompt, options: SamplingOptions,
                cancel: threading.Event, stats: GenerationStats) -> Iterator[str]:

@@ -2,9 +2,10 @@
 
 The template is rendered with a unique placeholder in place of each message's content.
 The result is split back into pieces: template text (trusted, may hold control tokens
-such as <|im_start|>) and message contents (untrusted). A backend tokenizes the first
-with special-token parsing on and the second with it off, so a player typing
-"<|im_end|>" sends those characters, never the control token.
+such as <|im_start|>) and message contents (untrusted), one piece per part of a message.
+A backend tokenizes the first with special-token parsing on and the second with it off,
+so a player typing "<|im_end|>" sends those characters, never the control token. Each
+piece carries its prompt section, so every token is counted in exactly one section.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ TRANSCRIPT_STOP = ["\n>"]
 @dataclass(frozen=True)
 class Piece:
     text: str
-    message_index: int  # the message this piece is counted with
+    section: str  # the section this piece is counted in
     trusted: bool  # template text (True) or message content (False)
 
 
@@ -34,9 +35,14 @@ def _raise(message: str):
     raise TemplateError(message)
 
 
+def _content_pieces(message: Message) -> list[Piece]:
+    return [Piece(part.text, part.section, trusted=False) for part in message.parts if part.text]
+
+
 def render_chat_template(template: str, messages: list[Message], bos_token: str = "",
                          eos_token: str = "") -> list[Piece]:
-    """Render a Jinja chat template (as shipped in GGUF metadata) into pieces."""
+    """Render a Jinja chat template (as shipped in GGUF metadata) into pieces. Template
+    text is counted with the section of the content that follows it."""
     marker = uuid.uuid4().hex
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     placeholders = [{"role": m.role, "content": f"\x00{marker}:{i}\x00"}
@@ -56,25 +62,34 @@ def render_chat_template(template: str, messages: list[Message], bos_token: str 
         if not match:
             pending_template += part
             continue
-        index = int(match.group(1))
+        message = messages[int(match.group(1))]
+        content = _content_pieces(message)
         if pending_template:
-            pieces.append(Piece(pending_template, index, trusted=True))
+            pieces.append(Piece(pending_template, message.parts[0].section, trusted=True))
             pending_template = ""
-        pieces.append(Piece(messages[index].content, index, trusted=False))
-    if pending_template:  # the generation prompt goes with the last message
-        pieces.append(Piece(pending_template, max(len(messages) - 1, 0), trusted=True))
+        pieces.extend(content)
+    if pending_template:  # the generation prompt goes with the last section
+        section = messages[-1].parts[-1].section if messages else "input"
+        pieces.append(Piece(pending_template, section, trusted=True))
     return pieces
 
 
 def render_transcript(messages: list[Message]) -> list[Piece]:
     """A plain-text prompt for models without a chat template."""
     pieces: list[Piece] = []
-    for i, message in enumerate(messages):
+    for message in messages:
+        content = _content_pieces(message)
+        last_section = message.parts[-1].section
         if message.role == "user":
-            pieces.append(Piece("\n> ", i, trusted=True))
-            pieces.append(Piece(message.content, i, trusted=False))
-            pieces.append(Piece("\n", i, trusted=True))
-        else:
-            pieces.append(Piece(message.content, i, trusted=False))
-            pieces.append(Piece("\n", i, trusted=True))
+            pieces.append(Piece("\n> ", message.parts[0].section, trusted=True))
+        pieces.extend(content)
+        pieces.append(Piece("\n", last_section, trusted=True))
     return pieces
+
+
+def sum_sections(pieces: list[Piece], counts: list[int]) -> dict[str, int]:
+    """Tokens per section, in the order sections first appear in the prompt."""
+    totals: dict[str, int] = {}
+    for piece, count in zip(pieces, counts, strict=True):
+        totals[piece.section] = totals.get(piece.section, 0) + count
+    return totals
