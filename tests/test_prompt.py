@@ -57,7 +57,7 @@ def test_lowest_scored_memories_go_first_then_oldest_history():
 
 
 def test_memories_are_dropped_from_the_lowest_score():
-    narrator = ScriptedNarrator(n_ctx=170)
+    narrator = ScriptedNarrator(n_ctx=120)
     plan = build_prompt(narrator, full_parts(history=0, memory_count=20), max_tokens=40)
     kept = [m.id for m in plan.parts.memories]
     assert kept == [f"m{i}" for i in range(len(kept))] and 0 < len(kept) < 20
