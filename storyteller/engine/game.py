@@ -13,19 +13,12 @@ from storyteller.campaign import Campaign, Turn
 from storyteller.config import Settings
 from storyteller.context.prompt import PromptParts, PromptPlan, build_prompt
 from storyteller.context.world import World
+from storyteller.engine.commands import run_command
 from storyteller.engine.text import clean_player_input
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.narrator.base import GenerationStats, Narrator, NarratorError, SamplingOptions
 
 EMPTY_ANSWER_RETRIES = 2  # a model that returns nothing gets this many more tries
-
-HELP_TEXT = """Type what you do, e.g. `look around` or `ask Maren about the stone`.
-Commands:
-  /help   this list
-  /undo   take back the last turn
-  /retry  tell the last turn again, differently
-  /quit   leave (the story is saved after every turn)"""
-
 
 class TurnCancelled(Exception):
     """The player cancelled the narration; nothing was recorded."""
@@ -67,37 +60,28 @@ class Game:
         if not text:
             return Reply(message="Type an action, or /help for the commands.")
         if text.startswith("/"):
-            return self._command(text, on_chunk, cancel)
+            return run_command(self, text, on_chunk, cancel)
         reply = self.narrate(text, on_chunk, cancel)
         if notice:
             reply.notices.insert(0, notice)
         return reply
 
-    def _command(self, text: str, on_chunk: ChunkCallback | None,
-                 cancel: threading.Event | None) -> Reply:
-        name, _, argument = text.partition(" ")
-        name = name.lower()
-        if name in ("/help", "/?"):
-            return Reply(message=HELP_TEXT)
-        if name in ("/quit", "/exit"):
-            return Reply(message="Saved. Farewell, traveler.", quit=True)
-        if argument.strip():
-            return Reply(message=f"{name} takes no arguments; type /help for the commands.")
-        if name == "/undo":
-            undone = self.campaign.undo()
-            if undone is None:
-                return Reply(message="Nothing to undo yet.")
-            return Reply(message=f"Turn {undone.number} taken back.", undone=undone)
-        if name == "/retry":
-            if not self.campaign.turns:
-                return Reply(message="Nothing to retry yet: type an action first.")
-            last = self.campaign.turns[-1]
-            self._retries[last.number] = self._retries.get(last.number, 0) + 1
-            # Narrate first, record after: a cancelled or failed retry keeps the old turn.
-            reply = self.narrate(last.input, on_chunk, cancel, replacing=last)
-            reply.undone = last
-            return reply
-        return Reply(message=f"Unknown command {name}; type /help for the commands.")
+    def undo(self) -> Reply:
+        undone = self.campaign.undo()
+        if undone is None:
+            return Reply(message="Nothing to undo yet.")
+        return Reply(message=f"Turn {undone.number} taken back.", undone=undone)
+
+    def retry(self, on_chunk: ChunkCallback | None = None,
+              cancel: threading.Event | None = None) -> Reply:
+        if not self.campaign.turns:
+            return Reply(message="Nothing to retry yet: type an action first.")
+        last = self.campaign.turns[-1]
+        self._retries[last.number] = self._retries.get(last.number, 0) + 1
+        # Narrate first, record after: a cancelled or failed retry keeps the old turn.
+        reply = self.narrate(last.input, on_chunk, cancel, replacing=last)
+        reply.undone = last
+        return reply
 
     def narrate(self, player_input: str, on_chunk: ChunkCallback | None = None,
                 cancel: threading.Event | None = None, replacing: Turn | None = None) -> Reply:

@@ -81,8 +81,20 @@ class Narrator(Protocol):
         """Tokens of plain text, as it would be tokenized inside a prompt."""
 
     def stream(self, prompt: RenderedPrompt, options: SamplingOptions,
-               cancel: threading.Event, stats: GenerationStats) -> Iterator[str]:
-        """Yield narration text chunks; stop early when cancel is set."""
+               cancel: threading.Event, stats: GenerationStats,
+               json_schema: dict | None = None) -> Iterator[str]:
+        """Yield text chunks; stop early when cancel is set. With json_schema, output is
+        constrained to it where the backend can (llama.cpp: a grammar); callers still
+        validate, since other backends may only be asked nicely."""
 
     def close(self) -> None:
         """Free the model."""
+
+
+def complete(narrator: Narrator, prompt: RenderedPrompt, options: SamplingOptions,
+             json_schema: dict | None = None,
+             cancel: threading.Event | None = None) -> tuple[str, GenerationStats]:
+    """A whole answer at once (extraction, summaries), off the player's screen."""
+    stats = GenerationStats()
+    chunks = narrator.stream(prompt, options, cancel or threading.Event(), stats, json_schema)
+    return "".join(chunks).strip(), stats

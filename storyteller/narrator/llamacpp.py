@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -118,9 +119,15 @@ class LlamaCppNarrator:
     # -- generation ---------------------------------------------------------
 
     def stream(self, prompt: RenderedPrompt, options: SamplingOptions,
-               cancel: threading.Event, stats: GenerationStats) -> Iterator[str]:
+               cancel: threading.Event, stats: GenerationStats,
+               json_schema: dict | None = None) -> Iterator[str]:
         import llama_cpp
+        from llama_cpp.llama_grammar import LlamaGrammar
 
+        grammar = None
+        if json_schema is not None:
+            with _quiet_stderr():
+                grammar = LlamaGrammar.from_json_schema(json.dumps(json_schema), verbose=False)
         with self._lock:
             self._llm.set_seed(options.seed)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -130,6 +137,7 @@ class LlamaCppNarrator:
             for token in self._llm.generate(
                 prompt.tokens, top_k=options.top_k, top_p=options.top_p,
                 temp=options.temperature, repeat_penalty=options.repeat_penalty,
+                grammar=grammar,
             ):
                 if cancel.is_set():
                     stats.stopped_by = "cancel"

@@ -40,7 +40,9 @@ class ScriptedNarrator:
         return RenderedPrompt(messages, text, tokens, sum_sections(pieces, counts))
 
     def stream(self, prompt: RenderedPrompt, options: SamplingOptions,
-               cancel: threading.Event, stats: GenerationStats) -> Iterator[str]:
+               cancel: threading.Event, stats: GenerationStats,
+               json_schema: dict | None = None) -> Iterator[str]:
+        """Replies in order; with json_schema, the reply is expected to be JSON already."""
         self.prompts.append(prompt)
         reply = self.replies[self.calls % len(self.replies)]
         self.calls += 1
