@@ -1,1 +1,41 @@
-print("no benchmarks yet: they arrive with the benchmarks issue.")
+"""`make bench`: run the benchmarks and write bench/RESULTS.md (plots beside it).
+
+Usage: python -m bench [NAME ...]   (default: all). Benchmarks report; they never fail."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from datetime import UTC, datetime
+
+from bench.common import BENCH_DIR, machine
+
+SUITES = ["speed", "ttft", "startup"]
+
+
+def main(names: list[str]) -> int:
+    chosen = names or SUITES
+    sections = []
+    for name in chosen:
+        started = time.perf_counter()
+        print(f"bench: {name}...", flush=True)
+        module = importlib.import_module(f"bench.{name}")
+        sections.append(module.run())
+        print(f"bench: {name} done in {time.perf_counter() - started:.0f} s", flush=True)
+    header = [
+        "# Benchmark results",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}, with "
+        "SmolLM2-135M-Instruct Q4_1 (the embedded narrator) via llama-cpp-python, "
+        "all in one `make bench` run.",
+        "",
+    ]
+    text = "\n".join(header) + "\n\n".join(sections) + "\n"
+    (BENCH_DIR / "RESULTS.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,5 +40,13 @@ class Settings(BaseSettings):
     top_k: int = Field(40, ge=0)
     repeat_penalty: float = Field(1.1, ge=0.5, le=2.0)
     seed: int | None = Field(None, description="Sampling seed; None draws a new one each turn.")
-    history_turns: int = Field(8, ge=0, description="Recent turns kept verbatim in the prompt.")
+    share_memories: float = Field(0.25, ge=0, le=1, description="Context share for memories.")
+    share_summary: float = Field(0.15, ge=0, le=1, description="Context share for the summary.")
+    share_history: float = Field(0.60, ge=0, le=1, description="Context share for history.")
+    prompt_layout: Literal["stable", "memories-first"] = Field(
+        "stable", description="'memories-first' is the naive layout, for benchmarks only.")
+    summary_high_watermark: float = Field(
+        0.7, gt=0, le=1, description="History fill (of its share) that starts a summary.")
+    summary_low_watermark: float = Field(
+        0.35, gt=0, le=1, description="History fill (of its share) a summary brings it to.")
     max_input_chars: int = Field(2000, ge=10, description="Longer player input is cut.")

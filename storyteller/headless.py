@@ -44,7 +44,7 @@ def run_script(settings: Settings, campaign_name: str, script: Path,
             append_trace(trace_path, reply.trace)
         if reply.quit:
             break
-    game.narrator.close()
+    game.close()
     return 1 if failures else 0
 
 

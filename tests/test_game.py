@@ -114,6 +114,6 @@ def test_real_model_same_seed_same_story(settings):
     for name in ("one", "two"):
         game = open_game(settings.model_copy(update={"n_ctx": 1024}), name)
         outputs.append([game.submit(action).turn.output for action in ("look", "wait")])
-        game.narrator.close()
+        game.close()
     assert outputs[0] == outputs[1]
     assert all(outputs[0])

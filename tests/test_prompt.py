@@ -6,6 +6,8 @@ from storyteller.campaign import Turn
 from storyteller.context.prompt import (
     SAFETY_MARGIN,
     SECTION_ORDER,
+    Budget,
+    BudgetShares,
     PromptMemory,
     PromptParts,
     build_prompt,
@@ -33,12 +35,17 @@ def full_parts(history=3, memory_count=2, player_input="look"):
                        memories=memories(memory_count), player_input=player_input)
 
 
+def fit(narrator, parts, max_tokens, shares=None):
+    return build_prompt(narrator, parts,
+                        Budget(narrator.n_ctx, max_tokens, shares or BudgetShares()))
+
+
 def section(plan, name):
     return next(s for s in plan.sections if s.name == name)
 
 
 def test_sections_are_ordered_and_add_up_to_the_prompt():
-    plan = build_prompt(ScriptedNarrator(), full_parts(), max_tokens=40)
+    plan = fit(ScriptedNarrator(), full_parts(), 40)
     assert [s.name for s in plan.sections] == list(SECTION_ORDER)
     assert all(s.tokens > 0 for s in plan.sections)
     assert sum(s.tokens for s in plan.sections) == len(plan.rendered)
@@ -49,7 +56,7 @@ def test_sections_are_ordered_and_add_up_to_the_prompt():
 
 def test_lowest_scored_memories_go_first_then_oldest_history():
     narrator = ScriptedNarrator(n_ctx=260)
-    plan = build_prompt(narrator, full_parts(history=10, memory_count=10), max_tokens=40)
+    plan = fit(narrator, full_parts(history=10, memory_count=10), 40)
     assert len(plan.rendered) + 40 + SAFETY_MARGIN <= 260
     assert section(plan, "memories").dropped == 10
     assert section(plan, "history").dropped >= 1
@@ -58,14 +65,34 @@ def test_lowest_scored_memories_go_first_then_oldest_history():
 
 def test_memories_are_dropped_from_the_lowest_score():
     narrator = ScriptedNarrator(n_ctx=120)
-    plan = build_prompt(narrator, full_parts(history=0, memory_count=20), max_tokens=40)
+    plan = fit(narrator, full_parts(history=0, memory_count=20), 40)
     kept = [m.id for m in plan.parts.memories]
     assert kept == [f"m{i}" for i in range(len(kept))] and 0 < len(kept) < 20
 
 
+def test_memories_are_held_to_their_share_even_with_room_to_spare():
+    narrator = ScriptedNarrator(n_ctx=2048)
+    plan = fit(narrator, full_parts(history=0, memory_count=200), 40,
+               BudgetShares(memories=0.1, summary=0.1, history=0.8))
+    memories_tokens = section(plan, "memories").tokens
+    flexible = 2048 - 40 - SAFETY_MARGIN - sum(section(plan, n).tokens
+                                               for n in ("system", "pinned", "input"))
+    assert 0 < memories_tokens <= 0.1 * flexible + 10  # + the "(Remember:" wrapper
+    assert section(plan, "memories").dropped > 0
+
+
+def test_an_over_long_summary_loses_its_oldest_sentences():
+    parts = full_parts(history=0, memory_count=0)
+    parts.summary = " ".join(f"Event number {i} happened." for i in range(100))
+    plan = fit(ScriptedNarrator(n_ctx=600), parts, 40)
+    assert plan.parts.summary.endswith("Event number 99 happened.")
+    assert "Event number 0 happened." not in plan.parts.summary
+    assert section(plan, "summary").dropped > 0
+
+
 def test_an_input_too_long_for_the_context_is_shortened_with_a_notice():
     narrator = ScriptedNarrator(n_ctx=120)
-    plan = build_prompt(narrator, PromptParts("You narrate.", "go " * 500), max_tokens=40)
+    plan = fit(narrator, PromptParts("You narrate.", "go " * 500), 40)
     assert len(plan.rendered) + 40 + SAFETY_MARGIN <= 120
     assert plan.notices and "shortened" in plan.notices[0]
     assert section(plan, "input").dropped > 0
@@ -74,7 +101,7 @@ def test_an_input_too_long_for_the_context_is_shortened_with_a_notice():
 def test_a_context_too_small_for_the_system_prompt_says_what_to_do():
     narrator = ScriptedNarrator(n_ctx=60)
     with pytest.raises(NarratorError, match="raise --n-ctx"):
-        build_prompt(narrator, PromptParts("word " * 100, "look"), max_tokens=20)
+        fit(narrator, PromptParts("word " * 100, "look"), 20)
 
 
 def test_template_pieces_separate_template_text_from_untrusted_content():
@@ -102,8 +129,20 @@ def test_real_tokenizer_keeps_injected_control_tokens_as_text(real_narrator):
 
 @pytest.mark.model
 def test_real_model_sections_add_up_to_the_exact_token_count(real_narrator):
-    plan = build_prompt(real_narrator, full_parts(history=4), max_tokens=40)
+    plan = fit(real_narrator, full_parts(history=4), 40)
     assert sum(s.tokens for s in plan.sections) == len(plan.rendered.tokens)
     retokenized = real_narrator._llm.tokenize(plan.rendered.text.encode(), add_bos=True,
                                               special=True)
     assert abs(len(retokenized) - len(plan.rendered.tokens)) <= 2
+
+
+def test_the_naive_layout_puts_memories_before_the_story():
+    narrator = ScriptedNarrator()
+    parts = full_parts()
+    naive = build_prompt(narrator, parts, Budget(narrator.n_ctx, 40, memories_first=True))
+    stable = build_prompt(narrator, parts, Budget(narrator.n_ctx, 40))
+    for plan in (naive, stable):
+        assert sum(s.tokens for s in plan.sections) == len(plan.rendered)
+    text = naive.rendered.text
+    assert text.index("memory number 0") < text.index("action 1")
+    assert stable.rendered.text.index("memory number 0") > stable.rendered.text.index("action 3")

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 
 from storyteller.campaign import Campaign, Turn
 from storyteller.config import Settings
-from storyteller.context.prompt import PromptParts, PromptPlan, build_prompt
+from storyteller.context.prompt import (
+    Budget,
+    BudgetShares,
+    PromptParts,
+    PromptPlan,
+    build_prompt,
+)
+from storyteller.context.summary import Summarizer, SummaryLog, Watermarks
 from storyteller.context.world import World
 from storyteller.engine.commands import run_command
 from storyteller.engine.text import clean_player_input
@@ -41,17 +48,35 @@ ChunkCallback = Callable[[str], None]
 
 class Game:
     def __init__(self, campaign: Campaign, narrator: Narrator, settings: Settings,
-                 world: World, system_text: str):
+                 world: World, system_text: str, background: Narrator | None = None):
+        """`background` does the work behind the player's back (summaries): a second
+        context on the same model keeps the narrator's KV cache for the story."""
         self.campaign = campaign
         self.world = world
         self.narrator = narrator
         self.settings = settings
         self.system_text = system_text
+        self.budget = Budget(
+            narrator.n_ctx, settings.max_tokens,
+            BudgetShares(settings.share_memories, settings.share_summary,
+                         settings.share_history),
+            memories_first=settings.prompt_layout == "memories-first")
+        self.summarizer = Summarizer(
+            background or narrator, settings.prompts_dir, SummaryLog(campaign.path),
+            Watermarks(settings.summary_high_watermark, settings.summary_low_watermark),
+            seed=settings.seed or 0)
         self._retries: dict[int, int] = {}  # per turn number: a retry must draw a new seed
         if settings.max_tokens >= narrator.n_ctx // 2:
             raise NarratorError(f"--max-tokens {settings.max_tokens} leaves no room for the "
                                 f"story in a {narrator.n_ctx}-token context; use at most "
                                 f"{narrator.n_ctx // 2 - 1} or raise --n-ctx.")
+
+    def close(self) -> None:
+        """Finish background work and free the models."""
+        self.summarizer.wait()
+        self.narrator.close()
+        if self.summarizer.narrator is not self.narrator:
+            self.summarizer.narrator.close()
 
     def submit(self, raw_text: str, on_chunk: ChunkCallback | None = None,
                cancel: threading.Event | None = None) -> Reply:
@@ -67,9 +92,11 @@ class Game:
         return reply
 
     def undo(self) -> Reply:
+        self.summarizer.wait()
         undone = self.campaign.undo()
         if undone is None:
             return Reply(message="Nothing to undo yet.")
+        self.summarizer.summaries.invalidate_from(undone.number)
         return Reply(message=f"Turn {undone.number} taken back.", undone=undone)
 
     def retry(self, on_chunk: ChunkCallback | None = None,
@@ -88,13 +115,14 @@ class Game:
         """Narrate an action and record the turn. With `replacing`, that (last) turn is
         taken back only once the new narration is complete."""
         cancel = cancel or threading.Event()
+        self.summarizer.wait()  # usually long done: it ran while the player was typing
         history = self.campaign.turns[:-1] if replacing else self.campaign.turns
         number = replacing.number if replacing else self.campaign.next_turn_number
         timings = {"retrieve": 0.0, "extract": 0.0}
 
         started = time.perf_counter()
         plan = build_prompt(self.narrator, self.prompt_parts(history, player_input),
-                            self.settings.max_tokens)
+                            self.budget)
         timings["budget"] = _ms_since(started)
 
         output, stats, seed = "", GenerationStats(), 0
@@ -112,18 +140,27 @@ class Game:
         turn = Turn(number, plan.parts.player_input, output, model=self.narrator.model_id)
         if replacing:
             self.campaign.undo()
+            self.summarizer.summaries.invalidate_from(replacing.number)
         self.campaign.append_turn(turn)
         timings["save"] = _ms_since(started)
+        self._start_summary(plan)
 
         trace = self._trace(turn, plan, stats, timings, seed)
         return Reply(turn=turn, trace=trace, notices=plan.notices)
 
     def prompt_parts(self, history: list[Turn], player_input: str) -> PromptParts:
-        """What this turn's prompt may hold. Seams: pinned facts, the summary and
-        retrieved memories are filled by the memory and summary components."""
-        recent = history[-self.settings.history_turns:] if self.settings.history_turns else []
+        """What this turn's prompt may hold: the turns the summary does not cover yet,
+        the summary, and (seams for the memory component) pinned facts and memories."""
         return PromptParts(system=self.system_text, opening=self.world.opening,
-                           history=recent, player_input=player_input)
+                           summary=self.summarizer.summaries.current.text,
+                           history=self.summarizer.history(history), player_input=player_input)
+
+    def _start_summary(self, plan: PromptPlan) -> None:
+        """Shares are sized with a typical input, so they do not move turn to turn."""
+        floors = (plan.rendered.section_tokens.get("system", 0)
+                  + plan.rendered.section_tokens.get("pinned", 0) + self.budget.input_allowance)
+        self.summarizer.maybe_start(self.campaign.turns, self.budget.cap("history", floors),
+                                    self.budget.cap("summary", floors))
 
     def _generate(self, plan: PromptPlan, seed: int, on_chunk: ChunkCallback | None,
                   cancel: threading.Event) -> tuple[str, GenerationStats, dict[str, float]]:

@@ -26,10 +26,20 @@ def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
     return campaign, World.from_toml(world_name, world_text, origin=str(folder / WORLD_FILE))
 
 
-def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None) -> Game:
-    """Open the campaign first (cheap, and its errors come before a slow model load)."""
+def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None,
+              background: Narrator | None = None) -> Game:
+    """Open the campaign first (cheap, and its errors come before a slow model load).
+    Without an injected narrator, the model is loaded twice: one context narrates, the
+    other summarizes, so background work never evicts the story from the KV cache
+    (the weights are memory-mapped once)."""
     campaign, world = open_campaign(settings, campaign_name)
     if narrator is None:
-        narrator = load_narrator(settings.model, settings.models_dir, n_ctx=settings.n_ctx,
-                                 n_ctx_cap=settings.n_ctx_cap, n_threads=settings.n_threads)
-    return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world))
+        narrator = _load(settings)
+        background = background or _load(settings)
+    return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),
+                background=background)
+
+
+def _load(settings: Settings) -> Narrator:
+    return load_narrator(settings.model, settings.models_dir, n_ctx=settings.n_ctx,
+                         n_ctx_cap=settings.n_ctx_cap, n_threads=settings.n_threads)

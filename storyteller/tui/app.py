@@ -25,7 +25,7 @@ class StorytellerApp(App):
     def on_unmount(self) -> None:
         screen_game = getattr(self.screen_stack[-1], "game", None) if self.screen_stack else None
         if screen_game is not None and self.narrator is None:
-            screen_game.narrator.close()
+            screen_game.close()
 
 
 def make_app(settings: Settings, campaign_name: str,

@@ -1,0 +1,91 @@
+"""Narration speed through the game against raw llama-cpp-python on the same prompts,
+and the game's own per-turn overhead outside generation."""
+
+from __future__ import annotations
+
+import time
+
+from bench.common import Session, median, scripted_actions, table
+from storyteller.engine.session import open_game
+from storyteller.narrator.registry import embedded_model_path
+
+TURNS = 20
+SETTINGS = {"n_ctx": 2048, "max_tokens": 96, "seed": 5, "temperature": 0.8}
+
+
+class Recorder:
+    """Wraps the narrator to keep the exact token lists the game sends."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.prompts: list[list[int]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def stream(self, prompt, *args, **kwargs):
+        self.prompts.append(list(prompt.tokens))
+        return self.inner.stream(prompt, *args, **kwargs)
+
+
+def game_run():
+    session = Session.new(**SETTINGS)
+    game = open_game(session.settings, session.name)
+    recorder = Recorder(game.narrator)
+    game.narrator = recorder
+    traces = session.play(scripted_actions(TURNS), game=game)
+    game.narrator = recorder.inner
+    game.close()
+    return traces, recorder.prompts
+
+
+def raw_speeds(prompts: list[list[int]], seeds: list[int]) -> list[float]:
+    """Decode tokens/s of plain Llama.create_completion on the same token lists."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(embedded_model_path()), n_ctx=SETTINGS["n_ctx"], verbose=False)
+    speeds = []
+    for tokens, seed in zip(prompts, seeds, strict=True):
+        first = last = None
+        count = 0
+        for _ in llm.create_completion(tokens, max_tokens=SETTINGS["max_tokens"], stream=True,
+                                       temperature=SETTINGS["temperature"], top_p=0.95,
+                                       top_k=40, repeat_penalty=1.1, seed=seed):
+            last = time.perf_counter()
+            first = first or last
+            count += 1
+        if count > 1:
+            speeds.append((count - 1) / (last - first))
+    llm.close()
+    return speeds
+
+
+def run() -> str:
+    traces, prompts = game_run()
+    game_speeds = [t.tokens_per_second for t in traces if t.completion_tokens > 1]
+    raw = raw_speeds(prompts, [t.seed for t in traces])
+    ratio = median(game_speeds) / median(raw)
+    overhead = [t.timings_ms["retrieve"] + t.timings_ms["budget"] + t.timings_ms["save"]
+                for t in traces]
+    turn_ms = [o + t.timings_ms["generate"] for o, t in zip(overhead, traces, strict=True)]
+    share = median(o / total for o, total in zip(overhead, turn_ms, strict=True))
+    stage_rows = [[stage, f"{median(t.timings_ms[stage] for t in traces):.1f}"]
+                  for stage in ("retrieve", "budget", "ttft", "generate", "save", "extract")]
+    return "\n".join([
+        "## Narration speed and per-turn overhead",
+        "",
+        f"Embedded model, n_ctx {SETTINGS['n_ctx']}, max_tokens {SETTINGS['max_tokens']}, "
+        f"{TURNS} turns; raw llama-cpp-python gets the same token lists and sampling.",
+        "",
+        table(["", "decode tokens/s (median)"],
+              [["storyteller", f"{median(game_speeds):.1f}"],
+               ["raw llama-cpp-python", f"{median(raw):.1f}"],
+               ["ratio", f"**{ratio:.3f}** (goal >= 0.95: "
+                         f"{'met' if ratio >= 0.95 else 'missed'})"]]),
+        "",
+        table(["stage", "median ms per turn"], stage_rows),
+        "",
+        f"Overhead outside generation (retrieve + budget + save): median **{share:.1%}** of a "
+        f"turn (goal <= 5%: {'met' if share <= 0.05 else 'missed'}). Extraction and "
+        "summaries run in the background, after the turn is shown and saved.",
+    ])
