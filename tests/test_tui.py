@@ -1,35 +1,18 @@
 """The terminal app, driven by Textual's Pilot. The scripted narrator stands in for the
 model in pure UI tests; one test plays with the real embedded model."""
 
+import threading
+
 import pytest
-from textual.widgets import Input, Markdown, Static
+from textual.widgets import Input, LoadingIndicator, Markdown, Static
+from tui_support import narrations, play, status, wait_until
 
 from storyteller.campaign import Campaign
+from storyteller.engine.session import open_game
 from storyteller.narrator.scripted import ScriptedNarrator
+from storyteller.tui import game_screen
 from storyteller.tui.app import make_app
 from storyteller.tui.game_screen import TurnView
-
-
-async def wait_until(pilot, condition, timeout=30.0):
-    waited = 0.0
-    while not condition():
-        await pilot.pause(0.05)
-        waited += 0.05
-        assert waited < timeout, "condition not reached in time"
-
-
-def narrations(app):
-    return [view.markdown.source for view in app.screen.query(TurnView)]
-
-
-def status(app):
-    return str(app.screen.query_one("#status", Static).render())
-
-
-async def play(pilot, text):
-    await pilot.click("#action")
-    pilot.app.screen.query_one("#action", Input).value = text
-    await pilot.press("enter")
 
 
 async def test_typing_an_action_streams_narration_into_the_story(settings):
@@ -47,10 +30,20 @@ async def test_typing_an_action_streams_narration_into_the_story(settings):
     assert Campaign.load(settings.saves_dir, "quest").turns[0].input == "look into the well"
 
 
-async def test_the_screen_shows_loading_before_the_model_is_ready(settings):
+async def test_the_screen_shows_loading_before_the_model_is_ready(settings, monkeypatch):
+    model_loaded = threading.Event()
+
+    def slow_open_game(*args):
+        model_loaded.wait(timeout=30)
+        return open_game(*args)
+
+    monkeypatch.setattr(game_screen, "open_game", slow_open_game)
     app = make_app(settings, "quest", ScriptedNarrator())
     async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
         assert "Loading the narrator" in status(app)
+        assert app.screen.query(LoadingIndicator)
+        model_loaded.set()
         await wait_until(pilot, lambda: app.screen.game is not None)
         assert "ready" in status(app)
 
@@ -74,9 +67,6 @@ async def test_commands_in_the_tui(settings):
     app = make_app(settings, "quest", ScriptedNarrator())
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: app.screen.game is not None)
-        await play(pilot, "/help")
-        await wait_until(pilot, lambda: not app.screen.narrating)
-        assert "/undo" in str(app.screen.query(".note").last().render())
         await play(pilot, "look")
         await wait_until(pilot, lambda: not app.screen.narrating)
         await play(pilot, "/retry")
