@@ -19,7 +19,7 @@ LIGHT_THEME = "textual-light"
 class StorytellerApp(App):
     CSS_PATH = "storyteller.tcss"
     TITLE = "storyteller"
-    BINDINGS = [Binding("ctrl+t", "toggle_theme", "Theme")]
+    BINDINGS = [Binding("ctrl+t", "toggle_theme", "Theme", show=False)]
 
     def __init__(self, settings: Settings, campaign_name: str | None = None,
                  narrator: Narrator | None = None, memory_hook: MemoryHook = memory_of):

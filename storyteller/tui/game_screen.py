@@ -99,7 +99,7 @@ class GameScreen(Screen):
         Binding("ctrl+b", "toggle_panel", "Panel", show=False),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
     ]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide"), (160, "-very-wide")]
 
     def __init__(self, settings: Settings, campaign_name: str, narrator: Narrator | None = None,
                  memory_hook: MemoryHook = memory_of):
@@ -127,7 +127,7 @@ class GameScreen(Screen):
                           placeholder="What do you do?  (/help for commands)", disabled=True)
         yield StatusBar(f"Loading the narrator ({self.settings.model})…", id="status",
                         markup=False)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.title = f"storyteller · {self.campaign_name}"

@@ -21,14 +21,16 @@ DROPPED_UNITS = {"history": "turn", "memories": "memory", "input": "character",
 
 
 def section_texts(plan: PromptPlan | None) -> dict[str, str]:
-    """The text each prompt section contributed, as sent (template wrappers aside)."""
-    texts: dict[str, str] = {}
-    if plan is None:
-        return texts
-    for message in plan.rendered.messages:
+    """The text each prompt section contributed, as sent (template wrappers aside);
+    the player's earlier actions in the history are marked with '>'."""
+    pieces: dict[str, list[str]] = {}
+    for message in plan.rendered.messages if plan else []:
         for part in message.parts:
-            texts[part.section] = texts.get(part.section, "") + part.text
-    return texts
+            text = part.text.strip()
+            if part.section == "history" and message.role == "user":
+                text = f"> {text}"
+            pieces.setdefault(part.section, []).append(text)
+    return {section: "\n\n".join(texts) for section, texts in pieces.items()}
 
 
 def dropped_summary(sections: list[dict]) -> str:
@@ -89,6 +91,8 @@ class PromptInspector(Screen):
             text = texts.get(section["name"], "")
             if not texts and section["name"] == "system":
                 text = trace.prompt  # a trace without its plan: the whole prompt at once
-            with Collapsible(title=title, collapsed=section["name"] == "system",
+            # the system prompt is long and the same every turn; empty sections say nothing
+            folded = section["name"] == "system" or not section["tokens"]
+            with Collapsible(title=title, collapsed=folded,
                              classes="inspector-section"):
                 yield Static(text or "(empty)", markup=False)

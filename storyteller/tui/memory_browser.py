@@ -50,9 +50,10 @@ class MemoryBrowser(Screen):
                 yield Static("", id="memory-meta", markup=False)
                 yield TextArea("", id="memory-text", soft_wrap=True, disabled=True)
                 with Horizontal(classes="buttons"):
-                    yield Button("Save", id="memory-save", disabled=True)
-                    yield Button("Pin", id="memory-pin", disabled=True)
-                    yield Button("Delete", id="memory-delete", variant="error", disabled=True)
+                    yield Button("Save", id="memory-save", disabled=True, compact=True)
+                    yield Button("Pin", id="memory-pin", disabled=True, compact=True)
+                    yield Button("Delete", id="memory-delete", variant="error", disabled=True,
+                                 compact=True)
         yield Static("", id="memory-message", markup=False)
         yield Footer()
 

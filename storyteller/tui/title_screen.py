@@ -74,30 +74,31 @@ class TitleScreen(Screen):
             with Vertical(id="new-campaign") as new:
                 new.border_title = "New campaign"
                 yield Label("Name")
-                yield Input(placeholder="my-quest", id="new-name")
+                yield Input(placeholder="my-quest", id="new-name", compact=True)
                 yield Label("World")
                 worlds = world_choices(self.settings)
                 default_world = self.settings.world if self.settings.world in dict(
                     (v, k) for k, v in worlds) else (worlds[0][1] if worlds else None)
-                yield Select(worlds, value=default_world, allow_blank=False, id="new-world")
+                yield Select(worlds, value=default_world, allow_blank=False, id="new-world",
+                             compact=True)
                 yield Label("Model")
                 yield Select(model_choices(self.settings), value=self.settings.model,
-                             allow_blank=False, id="new-model")
+                             allow_blank=False, id="new-model", compact=True)
                 yield Button("Start", variant="primary", id="new-start")
             with Vertical(id="saved-campaigns") as saved:
                 saved.border_title = "Continue"
-                yield DataTable(id="saves", cursor_type="row", zebra_stripes=True)
+                yield DataTable(id="saves", cursor_type="row", zebra_stripes=True, cell_padding=1)
                 yield Static("", id="no-saves", markup=False)
                 with Horizontal(classes="buttons"):
                     yield Button("Continue", variant="success", id="continue")
                     yield Button("Delete", variant="error", id="delete")
         yield Static("", id="title-message", markup=False)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.sub_title = "a text adventure told by a local model"
         table = self.query_one("#saves", DataTable)
-        table.add_columns("Name", "World", "Turns", "Last played")
+        table.add_columns("Name", "World", "Turns", "Played")
         self.load_campaigns()
 
     def load_campaigns(self) -> None:

@@ -108,22 +108,36 @@ def context_legend(segments: list[tuple[str, int]], n_ctx: int) -> Text:
 
 
 class StatusBar(Static):
-    """model · tok/s · context gauge · autosave state."""
+    """model · tok/s · context gauge · turn and autosave state. What does not fit the
+    width is left out, model name first, so the state is always shown."""
 
     GAUGE_WIDTH = 12
 
     def show(self, model: str, state: str, tokens_per_second: float | None = None,
              segments: list[tuple[str, int]] | None = None, n_ctx: int = 0) -> None:
-        line = Text(model)
+        pieces = [Text(model)]
         if tokens_per_second is not None:
-            line.append(f" · {tokens_per_second:.0f} tok/s")
+            pieces.append(Text(f"{tokens_per_second:.0f} tok/s"))
         if segments is not None and n_ctx:
             used = sum(tokens for _, tokens in segments)
-            line.append(" · ctx ")
-            line.append_text(context_bar(segments, n_ctx, self.GAUGE_WIDTH))
-            line.append(f" {used}/{n_ctx}")
-        line.append(f" · {state}")
-        self.update(line)
+            gauge = Text("ctx ")
+            gauge.append_text(context_bar(segments, n_ctx, self.GAUGE_WIDTH))
+            gauge.append(f" {used}/{n_ctx}")
+            pieces.append(gauge)
+        pieces.append(Text(state))
+        self.pieces = pieces
+        self.update(self._fitted())
+
+    def on_resize(self) -> None:
+        if getattr(self, "pieces", None):
+            self.update(self._fitted())
+
+    def _fitted(self) -> Text:
+        pieces = list(self.pieces)
+        width = self.content_size.width or 80
+        while len(pieces) > 1 and Text(" · ").join(pieces).cell_len > width:
+            pieces.pop(0)
+        return Text(" · ").join(pieces)
 
 
 PANEL_TABS = {
