@@ -514,3 +514,17 @@ async def test_bad_settings_are_refused_in_one_line_and_change_nothing(settings,
         assert app.screen.game.settings.temperature == 0.8
     assert "settings" not in json.loads((settings.saves_dir / "quest" /
                                          "campaign.json").read_text())
+
+
+async def test_quitting_mid_narration_stops_it_and_saves_nothing_half_told(settings):
+    app = game_app(settings, replies=[" ".join(["slowly"] * 200)], delay=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await game_ready(pilot)
+        await play(pilot, "climb the tower")
+        await wait_until(pilot, lambda: "slowly" in (narrations(app)[-1] or ""))
+        screen = app.screen
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: not app.is_running)
+    assert screen.cancel_event.is_set()
+    assert screen.game.narrator.calls == 1
+    assert Campaign.load(settings.saves_dir, "quest").turns == []

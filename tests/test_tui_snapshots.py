@@ -37,7 +37,8 @@ def still_cursors(app) -> None:
         widget.cursor_blink = False
 
 
-def story_app(settings, theme=None):
+def story_app(settings, theme=None, key=None, screen=None):
+    """The game mid-story; with `key`, then the `screen` that key opens."""
     make_campaign(settings, "emberfall-run", turns=EARLIER_TURNS,
                   updated="2026-11-20T14:02:00+00:00")
     memory = story_memory()
@@ -49,6 +50,10 @@ def story_app(settings, theme=None):
         if theme:
             pilot.app.theme = theme
         await play_and_wait(pilot, "ask the shepherd what he saw")
+        if key:
+            await pilot.press(key)
+            await wait_until(pilot, lambda: isinstance(pilot.app.screen, screen))
+            await pilot.pause()
         still_cursors(pilot.app)
 
     return app, mid_story
@@ -91,25 +96,10 @@ def test_game_screen_light_theme(snap_compare, settings):
 
 
 def test_memory_browser(snap_compare, settings):
-    app, mid_story = story_app(settings)
-
-    async def browse(pilot):
-        await mid_story(pilot)
-        await pilot.press("f2")
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, MemoryBrowser))
-        await pilot.pause()
-        still_cursors(pilot.app)
-
+    app, browse = story_app(settings, key="f2", screen=MemoryBrowser)
     assert snap_compare(app, terminal_size=(100, 30), run_before=browse)
 
 
 def test_prompt_inspector(snap_compare, settings):
-    app, mid_story = story_app(settings)
-
-    async def inspect(pilot):
-        await mid_story(pilot)
-        await pilot.press("f3")
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, PromptInspector))
-        await pilot.pause()
-
+    app, inspect = story_app(settings, key="f3", screen=PromptInspector)
     assert snap_compare(app, terminal_size=(100, 30), run_before=inspect)

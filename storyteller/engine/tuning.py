@@ -3,9 +3,10 @@ campaign.json under "settings", and applied to the Game's Settings."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from storyteller.engine.game import Game
+from storyteller.narrator.base import SamplingOptions
 
 META_KEY = "settings"
 CONTENT_LOG_LEVELS = {
@@ -20,21 +21,20 @@ class TuningError(ValueError):
     """A setting the player typed is out of range; the message says which and why."""
 
 
-class CampaignSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CampaignSettings(SamplingOptions):
+    """The sampling options a player tunes (the seed stays the game's), plus the
+    content-log level."""
 
-    temperature: float = Field(0.8, ge=0.0, le=2.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    top_k: int = Field(40, ge=0)
-    repeat_penalty: float = Field(1.1, ge=0.5, le=2.0)
-    max_tokens: int = Field(160, ge=1, le=4096)
     content_log: int = Field(0, ge=0, le=3, description="0 off … 3 full prompts and outputs")
+
+    def tuned(self) -> dict:
+        return self.model_dump(exclude={"seed"})
 
 
 def current_settings(game: Game) -> CampaignSettings:
     """The values in force: the Game's Settings, plus the content-log level from the
     campaign (Settings may not know that field)."""
-    fields = CampaignSettings.model_fields
+    fields = set(CampaignSettings.model_fields) - {"seed"}
     values = {name: getattr(game.settings, name) for name in fields
               if hasattr(game.settings, name)}
     saved = game.campaign.meta.get(META_KEY)
@@ -57,14 +57,14 @@ def validate_settings(values: dict, n_ctx: int) -> CampaignSettings:
 
 def apply_settings(game: Game, tuned: CampaignSettings) -> None:
     known = type(game.settings).model_fields
-    update = {name: value for name, value in tuned.model_dump().items() if name in known}
+    update = {name: value for name, value in tuned.tuned().items() if name in known}
     game.settings = game.settings.model_copy(update=update)
 
 
 def save_settings(game: Game, values: dict) -> CampaignSettings:
     """Validate, write to campaign.json and apply; raises TuningError, changing nothing."""
     tuned = validate_settings(values, game.narrator.n_ctx)
-    game.campaign.set_meta(META_KEY, tuned.model_dump())
+    game.campaign.set_meta(META_KEY, tuned.tuned())
     apply_settings(game, tuned)
     return tuned
 

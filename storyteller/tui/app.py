@@ -44,6 +44,16 @@ class StorytellerApp(App):
         else:
             self.push_screen(screen)
 
+    async def action_quit(self) -> None:
+        """Stop a narration first, so the model is never freed while it generates."""
+        for screen in self.screen_stack:
+            if isinstance(screen, GameScreen):
+                screen.cancel_event.set()
+        for worker in list(self.workers):
+            if worker.group == "narrator" and worker.is_running:
+                await worker.wait()
+        self.exit()
+
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT_THEME if self.theme == DARK_THEME else DARK_THEME
 

@@ -178,7 +178,10 @@ class GameScreen(Screen):
         text = event.value.strip()
         if not text:
             return
-        if self.game is None or self.narrating:
+        if self.game is None:
+            self.notify("The narrator is still loading; your text stays in the input line.")
+            return
+        if self.narrating:
             self.notify("The narrator is still speaking: wait, or press Esc to stop it.")
             return
         event.input.remember(text)
