@@ -116,6 +116,9 @@ async def test_real_model_narrates_in_the_tui(settings, real_narrator):
     assert turns[0].output == text
 
 
+MODEL_WAIT = 300  # seconds: generous, the test machine's cores are shared
+
+
 @pytest.mark.model
 async def test_real_model_session_from_the_title_screen(settings, real_narrator):
     """Start from the title screen, play, retry, inspect the prompt, undo, quit, and
@@ -133,8 +136,8 @@ async def test_real_model_session_from_the_title_screen(settings, real_narrator)
         await pilot.click("#new-start")
         await wait_until(pilot, lambda: getattr(app.screen, "game", None) is not None)
         for action in ("look around", "ask Maren about the Ember Stone", "follow the tracks"):
-            await play_and_wait(pilot, action)
-        await play_and_wait(pilot, "/retry")
+            await play_and_wait(pilot, action, MODEL_WAIT)
+        await play_and_wait(pilot, "/retry", MODEL_WAIT)
         assert actions(app)[-1] == "> follow the tracks" and len(actions(app)) == 3
         assert narrations(app)[-1].strip()
         assert app.screen.game.campaign.turns[-1].output == narrations(app)[-1]
@@ -149,7 +152,7 @@ async def test_real_model_session_from_the_title_screen(settings, real_narrator)
         assert f"prompt {trace.prompt_tokens}" in head
         await pilot.press("escape")
         await pilot.press("ctrl+z")
-        await wait_until(pilot, lambda: not app.screen.narrating)
+        await wait_until(pilot, lambda: not app.screen.narrating, MODEL_WAIT)
         await pilot.pause()
         assert len(actions(app)) == 2
         await play(pilot, "/quit")
@@ -165,5 +168,5 @@ async def test_real_model_session_from_the_title_screen(settings, real_narrator)
         await wait_until(pilot, lambda: getattr(again.screen, "game", None) is not None)
         await pilot.pause()
         assert len(narrations(again)) == 3  # the opening and the two turns kept
-        await play_and_wait(pilot, "walk to the mountain road")
+        await play_and_wait(pilot, "walk to the mountain road", MODEL_WAIT)
         assert again.screen.game.campaign.turns[-1].number == 3

@@ -40,9 +40,9 @@ async def play(pilot, text):
     await pilot.press("enter")
 
 
-async def play_and_wait(pilot, text):
+async def play_and_wait(pilot, text, timeout=30.0):
     await play(pilot, text)
-    await wait_until(pilot, lambda: not pilot.app.screen.narrating)
+    await wait_until(pilot, lambda: not pilot.app.screen.narrating, timeout)
     await pilot.pause()
 
 
