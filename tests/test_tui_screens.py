@@ -528,3 +528,16 @@ async def test_quitting_mid_narration_stops_it_and_saves_nothing_half_told(setti
     assert screen.cancel_event.is_set()
     assert screen.game.narrator.calls == 1
     assert Campaign.load(settings.saves_dir, "quest").turns == []
+
+
+async def test_title_screen_without_any_world_says_where_to_add_one(settings, tmp_path):
+    (tmp_path / "prompts" / "worlds").mkdir(parents=True)
+    settings.prompts_dir = tmp_path / "prompts"
+    app = make_app(settings, None, ScriptedNarrator())
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one("#new-name", Input).value = "quest"
+        await pilot.pause()
+        await pilot.click("#new-start")
+        await pilot.pause()
+        assert "No world to start in" in str(app.screen.query_one("#title-message").render())
+        assert isinstance(app.screen, TitleScreen)

@@ -77,10 +77,10 @@ class TitleScreen(Screen):
                 yield Input(placeholder="my-quest", id="new-name", compact=True)
                 yield Label("World")
                 worlds = world_choices(self.settings)
-                default_world = self.settings.world if self.settings.world in dict(
-                    (v, k) for k, v in worlds) else (worlds[0][1] if worlds else None)
-                yield Select(worlds, value=default_world, allow_blank=False, id="new-world",
-                             compact=True)
+                names = [name for _, name in worlds]
+                default_world = self.settings.world if self.settings.world in names else None
+                yield Select(worlds, value=default_world or Select.NULL, id="new-world",
+                             allow_blank=not worlds, compact=True)
                 yield Label("Model")
                 yield Select(model_choices(self.settings), value=self.settings.model,
                              allow_blank=False, id="new-model", compact=True)
@@ -141,6 +141,10 @@ class TitleScreen(Screen):
                      "or choose another name.")
             return
         world = self.query_one("#new-world", Select).value
+        if not isinstance(world, str):
+            self.say(f"No world to start in: add a world file to "
+                     f"{self.settings.prompts_dir / 'worlds'}/.")
+            return
         model = self.query_one("#new-model", Select).value
         self.app.start_game(self.settings.model_copy(update={"world": world, "model": model}),
                             name)
