@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -202,6 +203,15 @@ class Campaign:
         self._touch()
         return turn
 
+    def set_meta(self, key: str, value) -> None:
+        """Store one value in campaign.json (e.g. the campaign's settings)."""
+        self.meta[key] = value
+        try:
+            self._write_meta()
+        except OSError as error:
+            raise CampaignError(f"Cannot write {self.path / CAMPAIGN_FILE}: {error.strerror}; "
+                                "check that the saves directory is writable.") from None
+
     def _append_record(self, record: dict) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"
         transcript = self.path / TRANSCRIPT_FILE
@@ -242,3 +252,43 @@ def campaign_path(saves_dir: Path, name: str) -> Path:
     if folder.parent != Path(saves_dir).resolve():
         raise CampaignError(f"Invalid campaign name {name!r}: it must stay inside {saves_dir}.")
     return folder
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """One line of the campaign list. A campaign whose campaign.json cannot be read is
+    still listed (with `problem`), so the player can see it and delete it."""
+
+    name: str
+    world: str = ""
+    turns: int = 0
+    updated: str = ""
+    problem: str = ""
+
+
+def list_campaigns(saves_dir: Path) -> list[CampaignSummary]:
+    """The campaigns in saves_dir, most recently played first."""
+    saves = Path(saves_dir)
+    if not saves.is_dir():
+        return []
+    found = []
+    for meta_path in saves.glob(f"*/{CAMPAIGN_FILE}"):
+        name = meta_path.parent.name
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            found.append(CampaignSummary(name, str(meta.get("world", "")),
+                                         int(meta.get("turns", 0)), str(meta.get("updated", ""))))
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError, TypeError):
+            found.append(CampaignSummary(name, problem="unreadable campaign.json"))
+    return sorted(found, key=lambda summary: (summary.updated, summary.name), reverse=True)
+
+
+def delete_campaign(saves_dir: Path, name: str) -> None:
+    """Remove a campaign folder (only a folder that holds a campaign.json)."""
+    folder = campaign_path(saves_dir, name)
+    if not (folder / CAMPAIGN_FILE).exists():
+        raise CampaignError(f"No campaign named {name!r} in {saves_dir}.")
+    try:
+        shutil.rmtree(folder)
+    except OSError as error:
+        raise CampaignError(f"Cannot delete {folder}: {error.strerror}.") from None

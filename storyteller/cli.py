@@ -14,12 +14,11 @@ from storyteller.campaign import CampaignError
 from storyteller.config import Settings
 from storyteller.narrator.base import NarratorError
 
-DEFAULT_CAMPAIGN = "adventure"
-
 
 def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) -> None:
-    parser.add_argument("--campaign", required=campaign_required, default=DEFAULT_CAMPAIGN,
-                        help="campaign to start or resume (a folder in the saves directory)")
+    parser.add_argument("--campaign", required=campaign_required,
+                        help="campaign to start or resume (a folder in the saves directory); "
+                             "without it the game opens on the title screen")
     parser.add_argument("--world", help="world for a new campaign, from prompts/worlds/")
     parser.add_argument("--model", help="'embedded' (default), a .gguf path, or a file in models/")
     parser.add_argument("--seed", type=int, help="sampling seed, for repeatable stories")

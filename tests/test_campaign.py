@@ -9,6 +9,8 @@ from storyteller.campaign import (
     CampaignError,
     Turn,
     campaign_path,
+    delete_campaign,
+    list_campaigns,
     validate_name,
 )
 
@@ -101,3 +103,37 @@ def test_unwritable_saves_dir_is_a_clear_error(tmp_path):
     with pytest.raises(CampaignError, match="Cannot create campaign.*writable"):
         new_campaign(blocker)
     assert blocker.read_text().startswith("a file")
+
+
+def test_campaigns_are_listed_newest_first_with_a_corrupt_one_kept(tmp_path):
+    older = Campaign.create(tmp_path, "older", "lanternsea", WORLD, "embedded")
+    older.set_meta("updated", "2026-01-01T00:00:00+00:00")
+    newer = Campaign.create(tmp_path, "newer", "emberfall", WORLD, "embedded")
+    newer.append_turn(Turn(1, "look", "A forge."))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / CAMPAIGN_FILE).write_text("[1, 2")
+    (tmp_path / "not-a-campaign").mkdir()
+    found = list_campaigns(tmp_path)
+    assert [(c.name, c.world, c.turns) for c in found[:2]] == [("newer", "emberfall", 1),
+                                                             ("older", "lanternsea", 0)]
+    assert found[2].name == "broken" and found[2].problem
+    assert len(found) == 3
+    assert list_campaigns(tmp_path / "missing") == []
+
+
+def test_delete_removes_only_campaign_folders(tmp_path):
+    Campaign.create(tmp_path, "doomed", "emberfall", WORLD, "embedded")
+    (tmp_path / "other").mkdir()
+    delete_campaign(tmp_path, "doomed")
+    assert not (tmp_path / "doomed").exists()
+    with pytest.raises(CampaignError, match="No campaign named 'other'"):
+        delete_campaign(tmp_path, "other")
+    with pytest.raises(CampaignError, match="Invalid campaign name"):
+        delete_campaign(tmp_path, "..")
+    assert (tmp_path / "other").exists()
+
+
+def test_set_meta_is_written_to_campaign_json(tmp_path):
+    campaign = Campaign.create(tmp_path, "quest", "emberfall", WORLD, "embedded")
+    campaign.set_meta("settings", {"temperature": 0.5})
+    assert Campaign.load(tmp_path, "quest").meta["settings"] == {"temperature": 0.5}

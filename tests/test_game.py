@@ -117,3 +117,28 @@ def test_real_model_same_seed_same_story(settings):
         game.close()
     assert outputs[0] == outputs[1]
     assert all(outputs[0])
+
+
+def test_edit_replaces_the_last_action_and_keeps_the_old_turn_on_cancel(settings):
+    narrator = ScriptedNarrator(replies=["You knock.", "The door splinters.", "Never told."])
+    game = open_game(settings, "quest", narrator)
+    first = game.submit("knock").turn
+    edited = game.submit("/edit kick the door")
+    assert edited.undone == first
+    assert (edited.turn.number, edited.turn.input) == (1, "kick the door")
+    assert edited.turn.output == "The door splinters."
+    assert "kick the door" in narrator.prompts[-1].text and "knock" not in narrator.prompts[-1].text
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(TurnCancelled):
+        game.edit("sneak away", cancel=cancel)
+    turns = Campaign.load(settings.saves_dir, "quest").turns
+    assert [(t.number, t.input) for t in turns] == [(1, "kick the door")]
+
+
+def test_a_reply_carries_the_prompt_plan_section_by_section(settings, scripted):
+    reply = open_game(settings, "quest", scripted).submit("look around")
+    sections = {part.section for message in reply.plan.rendered.messages
+                for part in message.parts}
+    assert {"system", "input"} <= sections
+    assert [s.name for s in reply.plan.sections] == [s["name"] for s in reply.trace.sections]

@@ -12,6 +12,8 @@ CORE_MODULES = [
     "storyteller.headless",
     "storyteller.engine.game",
     "storyteller.engine.session",
+    "storyteller.engine.memory_view",
+    "storyteller.engine.tuning",
     "storyteller.context.prompt",
     "storyteller.narrator.registry",
     "storyteller.narrator.llamacpp",

@@ -90,6 +90,12 @@ def _retry(context: CommandContext) -> Reply:
     return context.game.retry(context.on_chunk, context.cancel)
 
 
+@command("/edit", "change your last action and tell it again", usage="/edit NEW ACTION",
+         argument="required")
+def _edit(context: CommandContext) -> Reply:
+    return context.game.edit(context.argument, context.on_chunk, context.cancel)
+
+
 @command("/quit", "leave (the story is saved after every turn)", aliases=("/exit",))
 def _quit(context: CommandContext) -> Reply:
     from storyteller.engine.game import Reply

@@ -41,6 +41,7 @@ class Reply:
     undone: Turn | None = None  # the turn taken back by /undo or /retry
     quit: bool = False
     notices: list[str] = field(default_factory=list)
+    plan: PromptPlan | None = None  # the prompt as sent, section by section (inspector)
 
 
 ChunkCallback = Callable[[str], None]
@@ -103,10 +104,21 @@ class Game:
               cancel: threading.Event | None = None) -> Reply:
         if not self.campaign.turns:
             return Reply(message="Nothing to retry yet: type an action first.")
+        return self._retell(self.campaign.turns[-1].input, on_chunk, cancel)
+
+    def edit(self, new_input: str, on_chunk: ChunkCallback | None = None,
+             cancel: threading.Event | None = None) -> Reply:
+        """Change the last action and tell that turn again."""
+        if not self.campaign.turns:
+            return Reply(message="Nothing to edit yet: type an action first.")
+        return self._retell(new_input, on_chunk, cancel)
+
+    def _retell(self, player_input: str, on_chunk: ChunkCallback | None,
+                cancel: threading.Event | None) -> Reply:
         last = self.campaign.turns[-1]
         self._retries[last.number] = self._retries.get(last.number, 0) + 1
-        # Narrate first, record after: a cancelled or failed retry keeps the old turn.
-        reply = self.narrate(last.input, on_chunk, cancel, replacing=last)
+        # Narrate first, record after: a cancelled or failed retelling keeps the old turn.
+        reply = self.narrate(player_input, on_chunk, cancel, replacing=last)
         reply.undone = last
         return reply
 
@@ -146,7 +158,7 @@ class Game:
         self._start_summary(plan)
 
         trace = self._trace(turn, plan, stats, timings, seed)
-        return Reply(turn=turn, trace=trace, notices=plan.notices)
+        return Reply(turn=turn, trace=trace, notices=plan.notices, plan=plan)
 
     def prompt_parts(self, history: list[Turn], player_input: str) -> PromptParts:
         """What this turn's prompt may hold: the turns the summary does not cover yet,

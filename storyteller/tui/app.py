@@ -1,38 +1,74 @@
-"""The Textual application. `make_app` lets tests inject saves dirs and a narrator."""
+"""The Textual application. `make_app` lets tests inject saves dirs, a narrator and the
+story memory. Without a campaign name the title screen opens first."""
 
 from __future__ import annotations
 
 from textual.app import App
+from textual.binding import Binding
 
 from storyteller.config import Settings
+from storyteller.engine.game import Game
+from storyteller.engine.memory_view import memory_of
 from storyteller.narrator.base import Narrator
-from storyteller.tui.game_screen import GameScreen
+from storyteller.tui.game_screen import GameScreen, MemoryHook
+from storyteller.tui.title_screen import TitleScreen
+
+DARK_THEME = "textual-dark"
+LIGHT_THEME = "textual-light"
 
 
 class StorytellerApp(App):
     CSS_PATH = "storyteller.tcss"
     TITLE = "storyteller"
+    BINDINGS = [Binding("ctrl+t", "toggle_theme", "Theme", show=False)]
 
-    def __init__(self, settings: Settings, campaign_name: str, narrator: Narrator | None = None):
+    def __init__(self, settings: Settings, campaign_name: str | None = None,
+                 narrator: Narrator | None = None, memory_hook: MemoryHook = memory_of):
         super().__init__()
         self.settings = settings
         self.campaign_name = campaign_name
         self.narrator = narrator
+        self.memory_hook = memory_hook
+        self.owned_games: list[Game] = []  # their models were loaded here: closed on exit
 
     def on_mount(self) -> None:
-        self.push_screen(GameScreen(self.settings, self.campaign_name, self.narrator))
+        self.theme = DARK_THEME
+        if self.campaign_name is None:
+            self.push_screen(TitleScreen(self.settings))
+        else:
+            self.start_game(self.settings, self.campaign_name)
+
+    def start_game(self, settings: Settings, campaign_name: str) -> None:
+        screen = GameScreen(settings, campaign_name, self.narrator, self.memory_hook)
+        if isinstance(self.screen, TitleScreen):
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
+
+    async def action_quit(self) -> None:
+        """Stop a narration first, so the model is never freed while it generates."""
+        for screen in self.screen_stack:
+            if isinstance(screen, GameScreen):
+                screen.cancel_event.set()
+        for worker in list(self.workers):
+            if worker.group == "narrator" and worker.is_running:
+                await worker.wait()
+        self.exit()
+
+    def action_toggle_theme(self) -> None:
+        self.theme = LIGHT_THEME if self.theme == DARK_THEME else DARK_THEME
 
     def on_unmount(self) -> None:
-        screen_game = getattr(self.screen_stack[-1], "game", None) if self.screen_stack else None
-        if screen_game is not None and self.narrator is None:
-            screen_game.close()
+        for game in self.owned_games:
+            game.close()
 
 
-def make_app(settings: Settings, campaign_name: str,
-             narrator: Narrator | None = None) -> StorytellerApp:
-    return StorytellerApp(settings, campaign_name, narrator)
+def make_app(settings: Settings, campaign_name: str | None = None,
+             narrator: Narrator | None = None,
+             memory_hook: MemoryHook = memory_of) -> StorytellerApp:
+    return StorytellerApp(settings, campaign_name, narrator, memory_hook)
 
 
-def run_app(settings: Settings, campaign_name: str) -> int:
+def run_app(settings: Settings, campaign_name: str | None) -> int:
     make_app(settings, campaign_name).run()
     return 0

@@ -1,4 +1,5 @@
-"""The game screen: the story so far, narration streaming in, an input line, a status bar.
+"""The game screen: the story so far, narration streaming in, an input line, a side
+panel of what the story remembers, and a status bar.
 
 Widgets never call the model: the turn runs in a thread worker that posts small
 messages (chunk, done, cancelled, failed) back; the handlers update the widgets."""
@@ -6,21 +7,38 @@ messages (chunk, done, cancelled, failed) back; the handlers update the widgets.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, LoadingIndicator, Markdown, Static
+from textual.widgets import Footer, Header, LoadingIndicator, Markdown, Static
 
 from storyteller.campaign import CampaignError, Turn
 from storyteller.config import Settings
 from storyteller.engine.game import Game, Reply, TurnCancelled
+from storyteller.engine.memory_view import MemoryView, memory_of
 from storyteller.engine.session import open_game
+from storyteller.engine.tuning import apply_saved_settings
 from storyteller.narrator.base import Narrator, NarratorError
+from storyteller.tui.help_screen import HelpScreen
+from storyteller.tui.inspector import PromptInspector
+from storyteller.tui.memory_browser import MemoryBrowser
+from storyteller.tui.screen_commands import (
+    SCREEN_COMMANDS,
+    canonical,
+    command_names,
+    is_missing,
+    missing_message,
+)
+from storyteller.tui.settings_screen import SettingsScreen
+from storyteller.tui.widgets import ActionInput, SidePanel, StatusBar, context_segments
+
+MemoryHook = Callable[[Game], MemoryView | None]
 
 
 class TurnView(Vertical):
@@ -72,30 +90,44 @@ class NarrationStopped(Message):
 
 class GameScreen(Screen):
     BINDINGS = [
-        Binding("escape", "cancel", "Stop narration"),
+        Binding("escape", "cancel", "Stop"),
+        Binding("ctrl+z", "undo", "Undo"),
+        Binding("f1", "help", "Help"),
+        Binding("f2", "memory", "Memory"),
+        Binding("f3", "inspect", "Prompt"),
+        Binding("f4", "settings", "Settings"),
+        Binding("ctrl+b", "toggle_panel", "Panel", show=False),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
     ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide"), (160, "-very-wide")]
 
-    def __init__(self, settings: Settings, campaign_name: str, narrator: Narrator | None = None):
+    def __init__(self, settings: Settings, campaign_name: str, narrator: Narrator | None = None,
+                 memory_hook: MemoryHook = memory_of):
         super().__init__()
         self.settings = settings
         self.campaign_name = campaign_name
         self.injected_narrator = narrator
+        self.memory_hook = memory_hook
+        self.memory: MemoryView | None = None
         self.game: Game | None = None
         self.cancel_event = threading.Event()
         self.narrating = False
         self.pending: TurnView | None = None
         self.stream = None
+        self.last_reply: Reply | None = None  # the last narrated turn, for the inspector
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(id="story"):
-            yield LoadingIndicator(id="loading")
-        yield Input(id="action", placeholder="What do you do?  (/help for commands)",
-                    disabled=True)
-        yield Static(f"Loading the narrator ({self.settings.model})…", id="status",
-                     markup=False)
-        yield Footer()
+        with Horizontal(id="main"):
+            # #log fills the view at least, so a short story starts at the top
+            with VerticalScroll(id="story"), Vertical(id="log"):
+                yield LoadingIndicator(id="loading")
+            yield SidePanel(id="side")
+        yield ActionInput(command_names(), id="action",
+                          placeholder="What do you do?  (/help for commands)", disabled=True)
+        yield StatusBar(f"Loading the narrator ({self.settings.model})…", id="status",
+                        markup=False)
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.title = f"storyteller · {self.campaign_name}"
@@ -114,47 +146,119 @@ class GameScreen(Screen):
 
     async def on_game_loaded(self, message: GameLoaded) -> None:
         self.game = message.game
-        story = self.query_one("#story", VerticalScroll)
+        if self.injected_narrator is None:
+            self.app.owned_games.append(self.game)
+        notice = apply_saved_settings(self.game)
+        if notice:
+            self.notify(notice, severity="warning")
+        self.memory = self.memory_hook(self.game)
         await self.query_one("#loading").remove()
         views = [TurnView("", self.game.world.opening)]
         views += [TurnView(t.input, t.output, t.number) for t in self.game.campaign.turns]
-        await story.mount_all(views)
-        story.anchor()
+        await self.query_one("#log").mount_all(views)
+        self.query_one("#story", VerticalScroll).anchor()
         self.sub_title = self.game.world.title
-        self._set_status(f"{self.game.narrator.model_id} · ready · turn "
-                         f"{self.game.campaign.next_turn_number}")
-        action = self.query_one("#action", Input)
+        self.refresh_panel()
+        self.set_interval(2.0, self.refresh_panel)  # the story extracts entries in the background
+        self._show_status("ready")
+        action = self.query_one("#action", ActionInput)
         action.disabled = False
         action.focus()
 
     async def on_game_failed(self, message: GameFailed) -> None:
         await self.query_one("#loading").remove()
-        await self.query_one("#story").mount(Static(message.error, classes="error", markup=False))
-        self._set_status("Could not start: see the message above. Ctrl+Q quits.")
+        await self.query_one("#log").mount(Static(message.error, classes="error", markup=False))
+        self.query_one("#status", StatusBar).update(
+            "Could not start: see the message above. Ctrl+Q quits.")
+
+    # -- input --------------------------------------------------------------
+
+    @on(ActionInput.Submitted, "#action")
+    async def submit_action(self, event: ActionInput.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        if self.game is None:
+            self.notify("The narrator is still loading; your text stays in the input line.")
+            return
+        if self.narrating:
+            self.notify("The narrator is still speaking: wait, or press Esc to stop it.")
+            return
+        event.input.remember(text)
+        event.input.value = ""
+        if text.startswith("/"):
+            name, _, argument = text.partition(" ")
+            if await self._handle_locally(canonical(name), argument.strip()):
+                return
+        await self.start_turn(text)
+
+    async def _handle_locally(self, name: str, argument: str) -> bool:
+        """Commands the UI answers itself; False hands the line to the engine."""
+        if name in SCREEN_COMMANDS:
+            self.run_screen_command(name, argument)
+            return True
+        if name == "/edit" and not argument and self.game.campaign.turns:
+            action = self.query_one("#action", ActionInput)
+            action.value = f"/edit {self.game.campaign.turns[-1].input}"
+            action.cursor_position = len(action.value)
+            self.notify("Change your last action, then press Enter.")
+            return True
+        if is_missing(name):
+            await self.add_note(missing_message(name))
+            return True
+        return False
+
+    def run_screen_command(self, name: str, argument: str = "") -> None:
+        if name == "/help":
+            self.app.push_screen(HelpScreen())
+        elif name == "/memory":
+            self.open_memory(argument)
+        elif name == "/inspect":
+            self.app.push_screen(PromptInspector(self.last_reply))
+        elif name == "/settings":
+            self.open_settings()
+        elif name == "/theme":
+            self.app.action_toggle_theme()
+
+    def open_memory(self, search: str = "") -> None:
+        if self.memory is None:
+            self.notify("Story memory is not available in this version of storyteller.")
+            return
+        self.app.push_screen(MemoryBrowser(self.memory, search),
+                             callback=lambda _: self.refresh_panel())
+
+    def open_settings(self) -> None:
+        self.app.push_screen(SettingsScreen(self.game), callback=self._settings_closed)
+
+    def _settings_closed(self, saved: bool | None) -> None:
+        if saved:
+            self.notify("Settings saved with the campaign.")
 
     # -- turns --------------------------------------------------------------
 
-    @on(Input.Submitted, "#action")
-    async def submit_action(self, event: Input.Submitted) -> None:
-        if self.game is None or self.narrating:
-            self.notify("The narrator is still speaking: wait, or press Esc to stop it.")
-            return
-        text = event.value
-        event.input.value = ""
-        command = text.strip().lower()
-        if command.startswith("/retry") and self.game.campaign.turns:
-            await self._start_pending(self.game.campaign.turns[-1].input)
-        elif not command.startswith("/") and command:
-            await self._start_pending(text.strip())
+    async def start_turn(self, text: str) -> None:
+        action = self._action_shown(text)
+        if action is not None:
+            self.pending = TurnView(action)
+            await self.query_one("#log").mount(self.pending)
+            self.stream = Markdown.get_stream(self.pending.markdown)
+            self._show_status("narrating… (Esc stops; not saved yet)")
         self.narrating = True
         self.cancel_event = threading.Event()
         self.play(text)
 
-    async def _start_pending(self, action: str) -> None:
-        self.pending = TurnView(action)
-        await self.query_one("#story").mount(self.pending)
-        self.stream = Markdown.get_stream(self.pending.markdown)
-        self._set_status(f"{self.game.narrator.model_id} · narrating… (Esc stops)")
+    def _action_shown(self, text: str) -> str | None:
+        """The action a line narrates, shown above the narration; None for commands
+        that narrate nothing."""
+        if not text.startswith("/"):
+            return text
+        name, _, argument = text.partition(" ")
+        name = canonical(name)
+        if self.game.campaign.turns and name == "/retry":
+            return self.game.campaign.turns[-1].input
+        if self.game.campaign.turns and name == "/edit" and argument.strip():
+            return argument.strip()
+        return None
 
     @work(thread=True, exclusive=True, group="narrator", exit_on_error=False)
     def play(self, text: str) -> None:
@@ -182,17 +286,19 @@ class GameScreen(Screen):
         if reply.turn is not None and self.pending is not None:
             self.pending.number = reply.turn.number
             await self.pending.markdown.update(reply.turn.output)
+        if reply.trace is not None:
+            self.last_reply = reply
         self.pending = None
         self.narrating = False
         for notice in reply.notices:
             self.notify(notice, severity="warning")
         if reply.message:
-            await self.query_one("#story").mount(Static(reply.message, classes="note",
-                                                        markup=False))
+            await self.add_note(reply.message)
         if reply.quit:
             self.app.exit()
             return
-        self._show_turn_status(reply)
+        self.refresh_panel()
+        self._show_status("autosaved" if reply.turn or reply.undone else "ready")
 
     async def on_narration_stopped(self, message: NarrationStopped) -> None:
         await self._stop_stream()
@@ -200,18 +306,17 @@ class GameScreen(Screen):
             await self.pending.remove()
             self.pending = None
         self.narrating = False
-        action = self.query_one("#action", Input)
+        action = self.query_one("#action", ActionInput)
         if not action.value:
             action.value = message.player_text  # nothing typed is lost
         if message.error:
             self.notify(message.error, severity="error", timeout=10)
-            self._set_status(f"{self.game.narrator.model_id} · the turn failed, not saved")
+            self._show_status("the turn failed, not saved")
         else:
-            self._set_status(f"{self.game.narrator.model_id} · stopped; the turn was not saved")
+            self._show_status("stopped; the turn was not saved")
 
-    def action_cancel(self) -> None:
-        if self.narrating:
-            self.cancel_event.set()
+    async def add_note(self, text: str) -> None:
+        await self.query_one("#log").mount(Static(text, classes="note", markup=False))
 
     async def _stop_stream(self) -> None:
         if self.stream is not None:
@@ -223,18 +328,48 @@ class GameScreen(Screen):
             if view.number == turn.number and view is not self.pending:
                 await view.remove()
 
-    # -- status -------------------------------------------------------------
+    # -- actions --------------------------------------------------------------
 
-    def _show_turn_status(self, reply: Reply) -> None:
+    def action_cancel(self) -> None:
+        if self.narrating:
+            self.cancel_event.set()
+
+    async def action_undo(self) -> None:
+        if self.game is None or self.narrating:
+            self.notify("Wait for the narrator to finish (or press Esc), then undo.")
+            return
+        await self.start_turn("/undo")
+
+    def action_help(self) -> None:
+        self.run_screen_command("/help")
+
+    def action_memory(self) -> None:
+        if self.game is not None:
+            self.open_memory()
+
+    def action_inspect(self) -> None:
+        if self.game is not None:
+            self.run_screen_command("/inspect")
+
+    def action_settings(self) -> None:
+        if self.game is not None and not self.narrating:
+            self.open_settings()
+
+    def action_toggle_panel(self) -> None:
+        self.toggle_class("-panel-toggled")
+
+    # -- side panel and status ---------------------------------------------------
+
+    def refresh_panel(self) -> None:
+        self.query_one(SidePanel).refresh_entries(self.memory)
+
+    def _show_status(self, state: str) -> None:
         game = self.game
-        parts = [game.narrator.model_id]
-        if reply.trace is not None:
-            parts.append(f"{reply.trace.tokens_per_second:.0f} tok/s")
-            parts.append(f"context {reply.trace.prompt_tokens + reply.trace.completion_tokens}"
-                         f"/{reply.trace.n_ctx}")
-        parts.append(f"turn {game.campaign.next_turn_number}")
-        parts.append("saved")
-        self._set_status(" · ".join(parts))
-
-    def _set_status(self, text: str) -> None:
-        self.query_one("#status", Static).update(text)
+        trace = self.last_reply.trace if self.last_reply else None
+        state = f"turn {game.campaign.next_turn_number} · {state}"
+        status = self.query_one("#status", StatusBar)
+        if trace is None:
+            status.show(game.narrator.model_id, state)
+        else:
+            status.show(game.narrator.model_id, state, trace.tokens_per_second,
+                        context_segments(trace.sections, trace.completion_tokens), trace.n_ctx)

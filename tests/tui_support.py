@@ -1,0 +1,78 @@
+"""Helpers for driving the Textual app with Pilot in tests."""
+
+from __future__ import annotations
+
+from storyteller.campaign import Campaign
+from storyteller.engine.memory_view import InMemoryMemoryView
+from storyteller.tui.game_screen import TurnView
+
+
+async def wait_until(pilot, condition, timeout=30.0):
+    waited = 0.0
+    while not condition():
+        await pilot.pause(0.05)
+        waited += 0.05
+        assert waited < timeout, "condition not reached in time"
+
+
+def narrations(app):
+    return [view.markdown.source for view in app.screen.query(TurnView)]
+
+
+def actions(app):
+    return [str(static.render()) for static in app.screen.query(".action")]
+
+
+def notes(app):
+    return [str(static.render()) for static in app.screen.query(".note")]
+
+
+def status(app):
+    return str(app.screen.query_one("#status").render())
+
+
+async def play(pilot, text):
+    """Type a line into the action input and press Enter."""
+    from textual.widgets import Input
+
+    await pilot.click("#action")
+    pilot.app.screen.query_one("#action", Input).value = text
+    await pilot.press("enter")
+
+
+async def play_and_wait(pilot, text, timeout=30.0):
+    await play(pilot, text)
+    await wait_until(pilot, lambda: not pilot.app.screen.narrating, timeout)
+    await pilot.pause()
+
+
+async def game_ready(pilot):
+    await wait_until(pilot, lambda: getattr(pilot.app.screen, "game", None) is not None)
+    await pilot.pause()
+
+
+def story_memory() -> InMemoryMemoryView:
+    memory = InMemoryMemoryView()
+    memory.add("character", "Maren Holt", "The village blacksmith; her forge went cold.",
+               pinned=True, turn=1)
+    memory.add("character", "Old Tomas", "A shepherd who saw a light on the mountain road.",
+               turn=2)
+    memory.add("location", "The great forge", "Cold and dark for the first time in 300 years.")
+    memory.add("item", "Ember Stone", "The stone that fed the forge; stolen last night.", turn=1)
+    memory.add("plot", "Find the thief", "Someone stole the Ember Stone before the snows.")
+    return memory
+
+
+def make_campaign(settings, name, world="emberfall", turns=(), updated=None):
+    """A campaign on disk with the given (input, output) turns and a fixed timestamp."""
+    from storyteller.campaign import Turn
+    from storyteller.context.world import read_world_file
+
+    campaign = Campaign.create(settings.saves_dir, name, world,
+                               read_world_file(settings.prompts_dir, world), "embedded")
+    for number, (action, narration) in enumerate(turns, start=1):
+        campaign.append_turn(Turn(number, action, narration, created="2026-11-20T10:00:00+00:00"))
+    if updated:
+        campaign.meta.update(created=updated, updated=updated)
+        campaign.set_meta("updated", updated)
+    return campaign
