@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from storyteller.campaign import Campaign, Turn
+from storyteller.campaign import Campaign, CampaignError, SaveState, Turn
 from storyteller.config import Settings
 from storyteller.context.prompt import (
     Budget,
@@ -21,6 +21,7 @@ from storyteller.context.prompt import (
 from storyteller.context.summary import Summarizer, SummaryLog, Watermarks
 from storyteller.context.world import World
 from storyteller.engine.commands import run_command
+from storyteller.engine.content_log import ContentLog
 from storyteller.engine.text import clean_player_input
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.narrator.base import GenerationStats, Narrator, NarratorError, SamplingOptions
@@ -41,6 +42,9 @@ class Reply:
     undone: Turn | None = None  # the turn taken back by /undo or /retry
     quit: bool = False
     notices: list[str] = field(default_factory=list)
+    autosave: SaveState | None = None  # what is on disk after this line was played
+    saved_checkpoint: str = ""  # a checkpoint written by /save, or kept before /load
+    loaded_checkpoint: str = ""  # the checkpoint /load restored
 
 
 ChunkCallback = Callable[[str], None]
@@ -66,6 +70,7 @@ class Game:
             Watermarks(settings.summary_high_watermark, settings.summary_low_watermark),
             seed=settings.seed or 0)
         self._retries: dict[int, int] = {}  # per turn number: a retry must draw a new seed
+        self.content_log = ContentLog(campaign.path, settings.content_log_level)
         if settings.max_tokens >= narrator.n_ctx // 2:
             raise NarratorError(f"--max-tokens {settings.max_tokens} leaves no room for the "
                                 f"story in a {narrator.n_ctx}-token context; use at most "
@@ -83,13 +88,28 @@ class Game:
         """Play one line: a command (starting with '/') or an action."""
         text, notice = clean_player_input(raw_text, self.settings.max_input_chars)
         if not text:
-            return Reply(message="Type an action, or /help for the commands.")
-        if text.startswith("/"):
-            return run_command(self, text, on_chunk, cancel)
-        reply = self.narrate(text, on_chunk, cancel)
-        if notice:
-            reply.notices.insert(0, notice)
+            reply = Reply(message="Type an action, or /help for the commands.")
+        elif text.startswith("/"):
+            reply = run_command(self, text, on_chunk, cancel)
+        else:
+            reply = self._narrate_logged(text, on_chunk, cancel)
+            if notice:
+                reply.notices.insert(0, notice)
+        reply.autosave = self.campaign.save_state
+        if reply.autosave.problem:
+            reply.notices.append(reply.autosave.describe())
+        self.content_log.record_reply(text, reply)
+        if self.content_log.problem:
+            reply.notices.append(self.content_log.problem)
         return reply
+
+    def _narrate_logged(self, text: str, on_chunk: ChunkCallback | None,
+                        cancel: threading.Event | None) -> Reply:
+        try:
+            return self.narrate(text, on_chunk, cancel)
+        except (NarratorError, CampaignError) as error:
+            self.content_log.record_failure(text, str(error))
+            raise
 
     def undo(self) -> Reply:
         self.summarizer.wait()
@@ -98,6 +118,34 @@ class Game:
             return Reply(message="Nothing to undo yet.")
         self.summarizer.summaries.invalidate_from(undone.number)
         return Reply(message=f"Turn {undone.number} taken back.", undone=undone)
+
+    def save_checkpoint(self, name: str) -> Reply:
+        path = self.campaign.save_checkpoint(name)
+        return Reply(message=f"Checkpoint {path.stem!r} saved at turn {len(self.campaign.turns)}; "
+                             f"/load {path.stem} comes back to it.", saved_checkpoint=path.stem)
+
+    def load_checkpoint(self, name: str) -> Reply:
+        """Go back to a checkpoint. The story as it was is kept as a new checkpoint first."""
+        self.summarizer.wait()
+        before = list(self.campaign.turns)
+        kept = self.campaign.load_checkpoint(name)
+        # Summaries of turns the checkpoint does not share no longer hold.
+        shared = next((i for i, (old, new) in enumerate(zip(before, self.campaign.turns))
+                       if old != new), min(len(before), len(self.campaign.turns)))
+        self.summarizer.summaries.invalidate_from(shared + 1)
+        loaded = self.campaign.checkpoint_path(name).stem
+        return Reply(message=f"Loaded checkpoint {loaded!r}: {len(self.campaign.turns)} turns. "
+                             f"The story before loading is kept as {kept!r} (/load {kept}).",
+                     saved_checkpoint=kept, loaded_checkpoint=loaded)
+
+    def list_checkpoints(self) -> Reply:
+        found = self.campaign.checkpoints()
+        if not found:
+            return Reply(message="No checkpoints yet: /save NAME makes one. (Every turn is "
+                                 "saved anyway.)")
+        lines = ["Checkpoints (/load NAME):"]
+        lines += [f"  {c.name}  {c.turns} turns  {c.created}" for c in found]
+        return Reply(message="\n".join(lines))
 
     def retry(self, on_chunk: ChunkCallback | None = None,
               cancel: threading.Event | None = None) -> Reply:
@@ -139,9 +187,10 @@ class Game:
         started = time.perf_counter()
         turn = Turn(number, plan.parts.player_input, output, model=self.narrator.model_id)
         if replacing:
-            self.campaign.undo()
+            self.campaign.replace_last_turn(turn)
             self.summarizer.summaries.invalidate_from(replacing.number)
-        self.campaign.append_turn(turn)
+        else:
+            self.campaign.append_turn(turn)
         timings["save"] = _ms_since(started)
         self._start_summary(plan)
 
@@ -200,6 +249,7 @@ class Game:
             sections=[section.to_json() for section in plan.sections],
             timings_ms={stage: round(timings.get(stage, 0.0), 3) for stage in TIMING_STAGES},
             model=self.narrator.model_id, seed=seed,
+            autosave=self.campaign.save_state.to_json(),
         )
 
 

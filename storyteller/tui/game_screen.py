@@ -113,19 +113,20 @@ class GameScreen(Screen):
             self.post_message(GameLoaded(game))
 
     async def on_game_loaded(self, message: GameLoaded) -> None:
-        self.game = message.game
+        game = message.game
         story = self.query_one("#story", VerticalScroll)
         await self.query_one("#loading").remove()
-        views = [TurnView("", self.game.world.opening)]
-        views += [TurnView(t.input, t.output, t.number) for t in self.game.campaign.turns]
+        views = [TurnView("", game.world.opening)]
+        views += [TurnView(t.input, t.output, t.number) for t in game.campaign.turns]
         await story.mount_all(views)
         story.anchor()
-        self.sub_title = self.game.world.title
-        self._set_status(f"{self.game.narrator.model_id} · ready · turn "
-                         f"{self.game.campaign.next_turn_number}")
+        self.sub_title = game.world.title
+        self._set_status(f"{game.narrator.model_id} · ready · turn "
+                         f"{game.campaign.next_turn_number} · {game.campaign.save_state.describe()}")
         action = self.query_one("#action", Input)
         action.disabled = False
         action.focus()
+        self.game = game  # last: the screen is ready once the game is set
 
     async def on_game_failed(self, message: GameFailed) -> None:
         await self.query_one("#loading").remove()
@@ -205,7 +206,8 @@ class GameScreen(Screen):
             action.value = message.player_text  # nothing typed is lost
         if message.error:
             self.notify(message.error, severity="error", timeout=10)
-            self._set_status(f"{self.game.narrator.model_id} · the turn failed, not saved")
+            self._set_status(f"{self.game.narrator.model_id} · the turn failed, not saved · "
+                             f"{self.game.campaign.save_state.describe()}")
         else:
             self._set_status(f"{self.game.narrator.model_id} · stopped; the turn was not saved")
 
@@ -233,7 +235,7 @@ class GameScreen(Screen):
             parts.append(f"context {reply.trace.prompt_tokens + reply.trace.completion_tokens}"
                          f"/{reply.trace.n_ctx}")
         parts.append(f"turn {game.campaign.next_turn_number}")
-        parts.append("saved")
+        parts.append((reply.autosave or game.campaign.save_state).describe())
         self._set_status(" · ".join(parts))
 
     def _set_status(self, text: str) -> None:
