@@ -121,8 +121,9 @@ class GameScreen(Screen):
         await story.mount_all(views)
         story.anchor()
         self.sub_title = game.world.title
+        saved = game.campaign.save_state.describe()
         self._set_status(f"{game.narrator.model_id} · ready · turn "
-                         f"{game.campaign.next_turn_number} · {game.campaign.save_state.describe()}")
+                         f"{game.campaign.next_turn_number} · {saved}")
         action = self.query_one("#action", Input)
         action.disabled = False
         action.focus()
