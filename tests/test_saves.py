@@ -3,6 +3,7 @@ log, campaign management, and writes that fail (full or read-only disk)."""
 
 import errno
 import json
+from pathlib import Path
 
 import pytest
 
@@ -272,7 +273,8 @@ def test_content_log_levels(settings, level):
         assert trace["prompt"].count("look") >= 1 and trace["output"] == records[0][
             "output_start"]
     exported = game.submit("/export log").message.split("Exported: ")[1]
-    assert [json.loads(line) for line in open(exported)] == records
+    lines = Path(exported).read_text().splitlines()
+    assert [json.loads(line) for line in lines] == records
 
 
 def test_settings_are_kept_with_the_campaign(settings):

@@ -63,7 +63,8 @@ def run_command(game: Game, text: str, on_chunk: ChunkCallback | None,
     argument = argument.strip()
     found = COMMANDS.get(name)
     if found is None:
-        return Reply(message=f"Unknown command {name}; type /help for the commands.")
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        return Reply(message=f"Unknown command {shown}; type /help for the commands.")
     if found.argument == "none" and argument:
         return Reply(message=f"{name} takes no arguments; type /help for the commands.")
     if found.argument == "required" and not argument:
