@@ -114,12 +114,8 @@ class GameScreen(Screen):
 
     async def on_game_loaded(self, message: GameLoaded) -> None:
         game = message.game
-        story = self.query_one("#story", VerticalScroll)
         await self.query_one("#loading").remove()
-        views = [TurnView("", game.world.opening)]
-        views += [TurnView(t.input, t.output, t.number) for t in game.campaign.turns]
-        await story.mount_all(views)
-        story.anchor()
+        await self._show_story(game)
         self.sub_title = game.world.title
         saved = game.campaign.save_state.describe()
         self._set_status(f"{game.narrator.model_id} · ready · turn "
@@ -128,6 +124,15 @@ class GameScreen(Screen):
         action.disabled = False
         action.focus()
         self.game = game  # last: the screen is ready once the game is set
+
+    async def _show_story(self, game: Game) -> None:
+        """The opening and every turn; after /load, the story of the checkpoint."""
+        story = self.query_one("#story", VerticalScroll)
+        await story.remove_children()
+        views = [TurnView("", game.world.opening)]
+        views += [TurnView(t.input, t.output, t.number) for t in game.campaign.turns]
+        await story.mount_all(views)
+        story.anchor()
 
     async def on_game_failed(self, message: GameFailed) -> None:
         await self.query_one("#loading").remove()
@@ -186,6 +191,8 @@ class GameScreen(Screen):
             await self.pending.markdown.update(reply.turn.output)
         self.pending = None
         self.narrating = False
+        if reply.loaded_checkpoint:
+            await self._show_story(self.game)
         for notice in reply.notices:
             self.notify(notice, severity="warning")
         if reply.message:
