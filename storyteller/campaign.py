@@ -119,9 +119,10 @@ class Turn:
 # -- campaign.json: one model per schema version --------------------------------
 
 class CampaignSettings(BaseModel):
-    """Settings saved with a campaign; None means the game's default."""
+    """Settings saved with a campaign; None means the game's default. Other keys (from a
+    later storyteller, say) are kept as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     temperature: float | None = None
     top_p: float | None = None

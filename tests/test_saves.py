@@ -321,3 +321,26 @@ def test_torn_checkpoint_temp_files_are_not_checkpoints(settings):
     (folder / ".b.jsonl.x1y2.tmp").write_text('{"type": "tu')  # killed mid /save b
     assert [c.name for c in game.campaign.checkpoints()] == ["a"]
     assert read_transcript(folder / "a.jsonl") == game.campaign.turns
+
+
+def test_a_bad_saved_setting_is_named_and_unknown_ones_are_kept(settings, files_of):
+    game = open_game(settings, "quest", ScriptedNarrator())
+    meta_path = game.campaign.path / CAMPAIGN_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["settings"] |= {"temperature": 9.0}
+    meta_path.write_text(json.dumps(meta))
+    from storyteller.config import Settings
+
+    plain = Settings(saves_dir=settings.saves_dir)
+    with pytest.raises(CampaignError, match="campaign.json holds an invalid setting "
+                                            r"\(temperature\)"):
+        open_game(plain, "quest", ScriptedNarrator())
+    meta["settings"] |= {"temperature": 0.5, "theme": "dark"}  # from a later storyteller
+    meta_path.write_text(json.dumps(meta))
+    game = open_game(Settings(saves_dir=settings.saves_dir, content_log_level=1), "quest",
+                     ScriptedNarrator())
+    game.submit("look")
+    stored = json.loads(meta_path.read_text())["settings"]
+    assert stored["content_log_level"] == 1  # rewritten...
+    assert stored["theme"] == "dark" and stored["temperature"] == 0.5  # ...keeping these
+    assert game.settings.temperature == 0.5

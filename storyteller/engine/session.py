@@ -51,7 +51,7 @@ def campaign_settings(settings: Settings, campaign: Campaign) -> Settings:
     """The campaign keeps its own sampling and content-log settings: they apply unless a
     flag or environment variable sets them now, and what applies is saved back."""
     stored = {key: value for key, value in campaign.settings.items()
-              if key not in settings.model_fields_set}
+              if key in CAMPAIGN_SETTINGS and key not in settings.model_fields_set}
     try:
         effective = settings.model_copy(update=stored)
         Settings.model_validate(effective.model_dump())
