@@ -51,16 +51,23 @@ def test_any_input_sequence_reloads_as_played(lines, log_level):
         options = Settings(saves_dir=Path(folder), seed=1, max_tokens=20,
                            content_log_level=log_level)
         game = open_game(options, "prop", ScriptedNarrator())
-        played: list = []
-        checkpoints: dict = {}
-        for line in lines:
-            reply = game.submit(line)
-            cleaned = clean_player_input(line, options.max_input_chars)[0]
-            if cleaned and not cleaned.startswith("/"):
-                assert reply.turn is not None and cleaned.startswith(reply.turn.input)
-            assert reply.autosave is not None and reply.autosave.ok
-            played = apply(reply, played, checkpoints)
-            assert game.campaign.turns == played
-            assert Campaign.load(options.saves_dir, "prop").turns == played
-            if reply.quit:
-                break
+        try:
+            play_and_check(game, lines, options)
+        finally:
+            game.close()  # the background summarizer writes into the folder
+
+
+def play_and_check(game, lines, options):
+    played: list = []
+    checkpoints: dict = {}
+    for line in lines:
+        reply = game.submit(line)
+        cleaned = clean_player_input(line, options.max_input_chars)[0]
+        if cleaned and not cleaned.startswith("/"):
+            assert reply.turn is not None and cleaned.startswith(reply.turn.input)
+        assert reply.autosave is not None and reply.autosave.ok
+        played = apply(reply, played, checkpoints)
+        assert game.campaign.turns == played
+        assert Campaign.load(options.saves_dir, "prop").turns == played
+        if reply.quit:
+            break

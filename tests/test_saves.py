@@ -344,3 +344,18 @@ def test_a_bad_saved_setting_is_named_and_unknown_ones_are_kept(settings, files_
     assert stored["content_log_level"] == 1  # rewritten...
     assert stored["theme"] == "dark" and stored["temperature"] == 0.5  # ...keeping these
     assert game.settings.temperature == 0.5
+
+
+def test_loading_a_checkpoint_drops_summaries_of_turns_it_does_not_share(settings):
+    from storyteller.context.summary import Summary
+
+    game = open_game(settings, "quest", ScriptedNarrator())
+    game.submit("look")
+    game.submit("/save early")
+    game.submit("wait")
+    game.submit("listen")
+    game.summarizer.summaries.record(Summary("You looked.", 1))
+    game.summarizer.summaries.record(Summary("You looked, waited, listened.", 3))
+    game.submit("/load early")
+    assert game.summarizer.summaries.current == Summary("You looked.", 1)
+    assert game.prompt_parts(game.campaign.turns, "go").summary == "You looked."

@@ -130,9 +130,7 @@ class Game:
         before = list(self.campaign.turns)
         kept = self.campaign.load_checkpoint(name)
         # Summaries of turns the checkpoint does not share no longer hold.
-        shared = next((i for i, (old, new) in enumerate(zip(before, self.campaign.turns))
-                       if old != new), min(len(before), len(self.campaign.turns)))
-        self.summarizer.summaries.invalidate_from(shared + 1)
+        self.summarizer.summaries.invalidate_from(_shared_turns(before, self.campaign.turns) + 1)
         loaded = self.campaign.checkpoint_path(name).stem
         return Reply(message=f"Loaded checkpoint {loaded!r}: {len(self.campaign.turns)} turns. "
                              f"The story before loading is kept as {kept!r} (/load {kept}).",
@@ -251,6 +249,16 @@ class Game:
             model=self.narrator.model_id, seed=seed,
             autosave=self.campaign.save_state.to_json(),
         )
+
+
+def _shared_turns(one: list[Turn], other: list[Turn]) -> int:
+    """How many turns two versions of a story share from the start."""
+    shared = 0
+    for first, second in zip(one, other, strict=False):
+        if first != second:
+            break
+        shared += 1
+    return shared
 
 
 def _ms_since(started: float) -> float:
