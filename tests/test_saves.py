@@ -18,6 +18,7 @@ from storyteller.campaign import (
     list_campaigns,
     read_transcript,
 )
+from storyteller.context.summary import Summary
 from storyteller.engine.content_log import read_log
 from storyteller.engine.session import open_game
 from storyteller.narrator.scripted import ScriptedNarrator
@@ -347,8 +348,6 @@ def test_a_bad_saved_setting_is_named_and_unknown_ones_are_kept(settings, files_
 
 
 def test_loading_a_checkpoint_drops_summaries_of_turns_it_does_not_share(settings):
-    from storyteller.context.summary import Summary
-
     game = open_game(settings, "quest", ScriptedNarrator())
     game.submit("look")
     game.submit("/save early")
@@ -359,3 +358,17 @@ def test_loading_a_checkpoint_drops_summaries_of_turns_it_does_not_share(setting
     game.submit("/load early")
     assert game.summarizer.summaries.current == Summary("You looked.", 1)
     assert game.prompt_parts(game.campaign.turns, "go").summary == "You looked."
+
+
+def test_a_derived_file_failing_is_one_clear_line_too(settings, monkeypatch):
+    game = open_game(settings, "quest", ScriptedNarrator())
+    game.submit("look")
+
+    def refuse(record):
+        raise OSError(errno.ENOSPC, "No space left on device", "summaries.jsonl")
+
+    monkeypatch.setattr(game.summarizer.summaries, "_append", refuse)
+    game.summarizer.summaries.history.append(Summary("You looked.", 1))
+    with pytest.raises(CampaignError, match="Cannot write summaries.jsonl: No space left"):
+        game.submit("/undo")
+    assert Campaign.load(settings.saves_dir, "quest").turns == game.campaign.turns == []

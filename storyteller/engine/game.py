@@ -87,14 +87,20 @@ class Game:
                cancel: threading.Event | None = None) -> Reply:
         """Play one line: a command (starting with '/') or an action."""
         text, notice = clean_player_input(raw_text, self.settings.max_input_chars)
-        if not text:
-            reply = Reply(message="Type an action, or /help for the commands.")
-        elif text.startswith("/"):
-            reply = run_command(self, text, on_chunk, cancel)
-        else:
-            reply = self._narrate_logged(text, on_chunk, cancel)
-            if notice:
-                reply.notices.insert(0, notice)
+        try:
+            if not text:
+                reply = Reply(message="Type an action, or /help for the commands.")
+            elif text.startswith("/"):
+                reply = run_command(self, text, on_chunk, cancel)
+            else:
+                reply = self._narrate_logged(text, on_chunk, cancel)
+                if notice:
+                    reply.notices.insert(0, notice)
+        except OSError as error:  # a derived file (summaries, memory) on a failing disk
+            raise CampaignError(
+                f"Cannot write {error.filename or self.campaign.path}: {error.strerror}; free "
+                "some disk space or make the saves directory writable, then try again "
+                "(the transcript holds every completed turn).") from None
         reply.autosave = self.campaign.save_state
         if reply.autosave.problem:
             reply.notices.append(reply.autosave.describe())
