@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from storyteller import __version__
 from storyteller.campaign import CampaignError
 from storyteller.config import Settings
+from storyteller.export import EXPORT_FORMATS
 from storyteller.narrator.base import NarratorError
 
 
@@ -25,6 +26,14 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
     parser.add_argument("--max-tokens", type=int, help="longest narration in tokens")
     parser.add_argument("--n-ctx", type=int, help="context size in tokens (default: the model's)")
     parser.add_argument("--threads", type=int, dest="n_threads", help="CPU threads for the model")
+    parser.add_argument("--log-level", type=int, dest="content_log_level", metavar="0-3",
+                        help="content log in saves/<campaign>/logs/: 0 off, 1 per-turn "
+                             "summary, 2 key stages, 3 full prompts and outputs (kept with "
+                             "the campaign)")
+    _add_saves_flag(parser)
+
+
+def _add_saves_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--saves-dir", type=Path,
                         help="where campaigns live (default ./saves, or $STORYTELLER_SAVES_DIR)")
 
@@ -44,12 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="file with one player action or /command per line")
     run.add_argument("--trace", type=Path, help="append one JSON line per turn to this file")
     commands.add_parser("worlds", help="list the worlds a new campaign can start in")
+    _add_saves_flag(commands.add_parser(
+        "campaigns", help="list the campaigns: name, world, turns, last played, size"))
+    delete = commands.add_parser("delete", help="delete a campaign (asks first)")
+    delete.add_argument("name", help="the campaign to delete")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_saves_flag(delete)
+    export = commands.add_parser("export", help="write a campaign's story to its exports/ folder")
+    export.add_argument("--campaign", required=True, help="the campaign to export")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="md",
+                        help="md: a readable story; json: the story as data; "
+                             "log: the content log")
+    _add_saves_flag(export)
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Flags that were given override environment variables and defaults."""
-    fields = ("world", "model", "seed", "max_tokens", "n_ctx", "n_threads", "saves_dir")
+    fields = ("world", "model", "seed", "max_tokens", "n_ctx", "n_threads", "saves_dir",
+              "content_log_level")
     return Settings(**{name: getattr(args, name) for name in fields
                        if getattr(args, name, None) is not None})
 
@@ -67,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print("\n".join(world_names(settings.prompts_dir)))
             return 0
+        if args.command in ("campaigns", "delete", "export"):
+            from storyteller import manage
+
+            return manage.COMMANDS[args.command](settings, args)
         from storyteller.tui.app import run_app
 
         return run_app(settings, args.campaign)

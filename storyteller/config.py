@@ -50,3 +50,6 @@ class Settings(BaseSettings):
     summary_low_watermark: float = Field(
         0.35, gt=0, le=1, description="History fill (of its share) a summary brings it to.")
     max_input_chars: int = Field(2000, ge=10, description="Longer player input is cut.")
+    content_log_level: int = Field(
+        0, ge=0, le=3, description="Content log in saves/<campaign>/logs/: 0 off, 1 per-turn "
+        "summary, 2 key stages, 3 full prompts and outputs.")

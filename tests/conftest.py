@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,73 @@ def real_narrator():
     narrator = load_narrator("embedded", REPO / "models", n_ctx=2048)
     yield narrator
     narrator.close()
+
+
+@contextmanager
+def failing_disk(root: Path, error: int):
+    """Make every write under root fail with OSError(error) at the OS call, the way a
+    full disk (ENOSPC) or a read-only file system (EROFS) does, even for root (who can
+    write through chmod). A full disk lets a write land halfway first."""
+    root = str(Path(root).resolve())
+    real = {name: getattr(os, name) for name in (
+        "write", "fsync", "open", "mkdir", "replace", "truncate", "ftruncate", "unlink")}
+
+    def under(target) -> bool:
+        if isinstance(target, int):
+            with suppress(OSError):
+                return os.readlink(f"/proc/self/fd/{target}").startswith(root)
+            return False
+        return os.path.abspath(target).startswith(root)
+
+    def refuse(target):
+        raise OSError(error, os.strerror(error), None if isinstance(target, int) else str(target))
+
+    def write(fd, data):
+        if not under(fd):
+            return real["write"](fd, data)
+        if error == errno.ENOSPC and len(data) > 1:
+            real["write"](fd, bytes(data[: len(data) // 2]))
+        refuse(fd)
+
+    def open_(path, flags, *args, **kwargs):
+        writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        if writing and under(path) and (error == errno.EROFS or not os.path.exists(path)):
+            refuse(path)
+        return real["open"](path, flags, *args, **kwargs)
+
+    def guarded(name):
+        def call(target, *args, **kwargs):
+            if under(target):
+                refuse(target)
+            return real[name](target, *args, **kwargs)
+        return call
+
+    patched = {"write": write, "open": open_, "fsync": guarded("fsync"),
+               "mkdir": guarded("mkdir")}
+    if error == errno.EROFS:  # a full disk can still rename, shrink and delete files
+        patched |= {name: guarded(name) for name in ("replace", "truncate", "ftruncate",
+                                                     "unlink")}
+    for name, function in patched.items():
+        setattr(os, name, function)
+    try:
+        yield
+    finally:
+        for name, function in real.items():
+            setattr(os, name, function)
+
+
+@pytest.fixture
+def disk_failure():
+    """disk_failure(root, errno.ENOSPC) as a context manager: see failing_disk."""
+    return failing_disk
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under folder with its bytes: to prove nothing saved was changed."""
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def files_of():
+    return snapshot

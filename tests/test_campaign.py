@@ -107,7 +107,9 @@ def test_unwritable_saves_dir_is_a_clear_error(tmp_path):
 
 def test_campaigns_are_listed_newest_first_with_a_corrupt_one_kept(tmp_path):
     older = Campaign.create(tmp_path, "older", "lanternsea", WORLD, "embedded")
-    older.set_meta("updated", "2026-01-01T00:00:00+00:00")
+    meta_path = older.path / CAMPAIGN_FILE
+    meta_path.write_text(meta_path.read_text().replace(older.meta["updated"],
+                                                       "2026-01-01T00:00:00+00:00"))
     newer = Campaign.create(tmp_path, "newer", "emberfall", WORLD, "embedded")
     newer.append_turn(Turn(1, "look", "A forge."))
     (tmp_path / "broken").mkdir()
@@ -131,9 +133,3 @@ def test_delete_removes_only_campaign_folders(tmp_path):
     with pytest.raises(CampaignError, match="Invalid campaign name"):
         delete_campaign(tmp_path, "..")
     assert (tmp_path / "other").exists()
-
-
-def test_set_meta_is_written_to_campaign_json(tmp_path):
-    campaign = Campaign.create(tmp_path, "quest", "emberfall", WORLD, "embedded")
-    campaign.set_meta("settings", {"temperature": 0.5})
-    assert Campaign.load(tmp_path, "quest").meta["settings"] == {"temperature": 0.5}

@@ -104,6 +104,22 @@ async def test_resumed_campaign_shows_earlier_turns(settings):
         assert narrations(second)[-1] == "A raven watches you."
 
 
+async def test_checkpoints_in_the_tui_redraw_the_story_and_show_the_save_state(settings):
+    narrator = ScriptedNarrator(replies=["Left it is.", "Right it is.", "Onwards."])
+    app = make_app(settings, "quest", narrator)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.screen.game is not None)
+        for line in ("go left", "/save fork", "go on"):
+            await play(pilot, line)
+            await wait_until(pilot, lambda: not app.screen.narrating)
+        assert status(app).endswith("saved")
+        assert narrations(app)[1:] == ["Left it is.", "Right it is."]
+        await play(pilot, "/load fork")
+        await wait_until(pilot, lambda: not app.screen.narrating)
+        assert narrations(app)[1:] == ["Left it is."]
+        assert "before-load" in str(app.screen.query(".note").last().render())
+
+
 @pytest.mark.model
 async def test_real_model_narrates_in_the_tui(settings, real_narrator):
     app = make_app(settings, "real", real_narrator)

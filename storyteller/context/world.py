@@ -35,14 +35,20 @@ def world_names(prompts_dir: Path) -> list[str]:
 
 
 def read_world_file(prompts_dir: Path, name: str) -> str:
-    path = prompts_dir / "worlds" / f"{name}.toml"
     if name not in world_names(prompts_dir):
         raise NarratorError(f"No world named {name!r}; choose one of: "
                             f"{', '.join(world_names(prompts_dir)) or 'none found'}.")
+    return read_world_text(prompts_dir / "worlds" / f"{name}.toml")
+
+
+def read_world_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise NarratorError(f"World file {path} is not valid UTF-8; re-save it as UTF-8.") from None
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NarratorError(f"World file {path} is not valid UTF-8 (byte {error.start}); "
+                            "re-save it as UTF-8.") from None
+    except OSError as error:
+        raise NarratorError(f"Cannot read world file {path}: {error.strerror}.") from None
 
 
 def system_prompt(prompts_dir: Path, world: World) -> str:

@@ -63,7 +63,8 @@ def run_command(game: Game, text: str, on_chunk: ChunkCallback | None,
     argument = argument.strip()
     found = COMMANDS.get(name)
     if found is None:
-        return Reply(message=f"Unknown command {name}; type /help for the commands.")
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        return Reply(message=f"Unknown command {shown}; type /help for the commands.")
     if found.argument == "none" and argument:
         return Reply(message=f"{name} takes no arguments; type /help for the commands.")
     if found.argument == "required" and not argument:
@@ -94,6 +95,56 @@ def _retry(context: CommandContext) -> Reply:
          argument="required")
 def _edit(context: CommandContext) -> Reply:
     return context.game.edit(context.argument, context.on_chunk, context.cancel)
+
+
+def _answer_errors(handler: Callable[[CommandContext], Reply]):
+    """A command's campaign problem (a bad name, a full disk) is its one-line answer."""
+    def answered(context: CommandContext) -> Reply:
+        from storyteller.campaign import CampaignError
+        from storyteller.engine.game import Reply
+
+        try:
+            return handler(context)
+        except CampaignError as error:
+            return Reply(message=str(error))
+    return answered
+
+
+@command("/save", "keep a checkpoint of the story (every turn is saved anyway)",
+         usage="/save NAME", argument="optional")
+@_answer_errors
+def _save(context: CommandContext) -> Reply:
+    from storyteller.engine.game import Reply
+
+    if not context.argument:
+        return Reply(message="Every turn is saved as you play. /save NAME keeps a checkpoint "
+                             "you can come back to with /load NAME.")
+    return context.game.save_checkpoint(context.argument)
+
+
+@command("/load", "go back to a checkpoint (the story now is kept as one first); "
+         "without NAME, list them", usage="/load [NAME]", argument="optional")
+@_answer_errors
+def _load(context: CommandContext) -> Reply:
+    if not context.argument:
+        return context.game.list_checkpoints()
+    return context.game.load_checkpoint(context.argument)
+
+
+@command("/export", "write the story to exports/ as Markdown and JSON (or: /export md|json|log)",
+         usage="/export [md|json|log]", argument="optional")
+@_answer_errors
+def _export(context: CommandContext) -> Reply:
+    from storyteller.engine.game import Reply
+    from storyteller.export import EXPORT_FORMATS, export_campaign
+
+    formats = [context.argument.lower()] if context.argument else ["md", "json"]
+    if formats[0] not in EXPORT_FORMATS:
+        return Reply(message=f"Usage: /export [{'|'.join(EXPORT_FORMATS)}]; "
+                             f"{context.argument!r} is not a format.")
+    game = context.game
+    paths = [export_campaign(game.campaign, game.world, fmt) for fmt in formats]
+    return Reply(message="Exported: " + ", ".join(str(path) for path in paths))
 
 
 @command("/quit", "leave (the story is saved after every turn)", aliases=("/exit",))

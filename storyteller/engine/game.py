@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from storyteller.campaign import Campaign, Turn
+from storyteller.campaign import Campaign, CampaignError, SaveState, Turn
 from storyteller.config import Settings
 from storyteller.context.prompt import (
     Budget,
@@ -21,6 +21,7 @@ from storyteller.context.prompt import (
 from storyteller.context.summary import Summarizer, SummaryLog, Watermarks
 from storyteller.context.world import World
 from storyteller.engine.commands import run_command
+from storyteller.engine.content_log import ContentLog
 from storyteller.engine.text import clean_player_input
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.narrator.base import GenerationStats, Narrator, NarratorError, SamplingOptions
@@ -42,6 +43,9 @@ class Reply:
     quit: bool = False
     notices: list[str] = field(default_factory=list)
     plan: PromptPlan | None = None  # the prompt as sent, section by section (inspector)
+    autosave: SaveState | None = None  # what is on disk after this line was played
+    saved_checkpoint: str = ""  # a checkpoint written by /save, or kept before /load
+    loaded_checkpoint: str = ""  # the checkpoint /load restored
 
 
 ChunkCallback = Callable[[str], None]
@@ -57,20 +61,25 @@ class Game:
         self.narrator = narrator
         self.settings = settings
         self.system_text = system_text
-        self.budget = Budget(
-            narrator.n_ctx, settings.max_tokens,
-            BudgetShares(settings.share_memories, settings.share_summary,
-                         settings.share_history),
-            memories_first=settings.prompt_layout == "memories-first")
         self.summarizer = Summarizer(
             background or narrator, settings.prompts_dir, SummaryLog(campaign.path),
             Watermarks(settings.summary_high_watermark, settings.summary_low_watermark),
             seed=settings.seed or 0)
         self._retries: dict[int, int] = {}  # per turn number: a retry must draw a new seed
+        self.content_log = ContentLog(campaign.path, settings.content_log_level)
         if settings.max_tokens >= narrator.n_ctx // 2:
             raise NarratorError(f"--max-tokens {settings.max_tokens} leaves no room for the "
                                 f"story in a {narrator.n_ctx}-token context; use at most "
                                 f"{narrator.n_ctx // 2 - 1} or raise --n-ctx.")
+
+    @property
+    def budget(self) -> Budget:
+        """From the settings in force: /settings may change max_tokens mid-game."""
+        settings = self.settings
+        return Budget(self.narrator.n_ctx, settings.max_tokens,
+                      BudgetShares(settings.share_memories, settings.share_summary,
+                                   settings.share_history),
+                      memories_first=settings.prompt_layout == "memories-first")
 
     def close(self) -> None:
         """Finish background work and free the models."""
@@ -83,14 +92,35 @@ class Game:
                cancel: threading.Event | None = None) -> Reply:
         """Play one line: a command (starting with '/') or an action."""
         text, notice = clean_player_input(raw_text, self.settings.max_input_chars)
-        if not text:
-            return Reply(message="Type an action, or /help for the commands.")
-        if text.startswith("/"):
-            return run_command(self, text, on_chunk, cancel)
-        reply = self.narrate(text, on_chunk, cancel)
-        if notice:
-            reply.notices.insert(0, notice)
+        try:
+            if not text:
+                reply = Reply(message="Type an action, or /help for the commands.")
+            elif text.startswith("/"):
+                reply = run_command(self, text, on_chunk, cancel)
+            else:
+                reply = self._narrate_logged(text, on_chunk, cancel)
+                if notice:
+                    reply.notices.insert(0, notice)
+        except OSError as error:  # a derived file (summaries, memory) on a failing disk
+            raise CampaignError(
+                f"Cannot write {error.filename or self.campaign.path}: {error.strerror}; free "
+                "some disk space or make the saves directory writable, then try again "
+                "(the transcript holds every completed turn).") from None
+        reply.autosave = self.campaign.save_state
+        if reply.autosave.problem:
+            reply.notices.append(reply.autosave.describe())
+        self.content_log.record_reply(text, reply)
+        if self.content_log.problem:
+            reply.notices.append(self.content_log.problem)
         return reply
+
+    def _narrate_logged(self, text: str, on_chunk: ChunkCallback | None,
+                        cancel: threading.Event | None) -> Reply:
+        try:
+            return self.narrate(text, on_chunk, cancel)
+        except (NarratorError, CampaignError) as error:
+            self.content_log.record_failure(text, str(error))
+            raise
 
     def undo(self) -> Reply:
         self.summarizer.wait()
@@ -99,6 +129,32 @@ class Game:
             return Reply(message="Nothing to undo yet.")
         self.summarizer.summaries.invalidate_from(undone.number)
         return Reply(message=f"Turn {undone.number} taken back.", undone=undone)
+
+    def save_checkpoint(self, name: str) -> Reply:
+        path = self.campaign.save_checkpoint(name)
+        return Reply(message=f"Checkpoint {path.stem!r} saved at turn {len(self.campaign.turns)}; "
+                             f"/load {path.stem} comes back to it.", saved_checkpoint=path.stem)
+
+    def load_checkpoint(self, name: str) -> Reply:
+        """Go back to a checkpoint. The story as it was is kept as a new checkpoint first."""
+        self.summarizer.wait()
+        before = list(self.campaign.turns)
+        kept = self.campaign.load_checkpoint(name)
+        # Summaries of turns the checkpoint does not share no longer hold.
+        self.summarizer.summaries.invalidate_from(_shared_turns(before, self.campaign.turns) + 1)
+        loaded = self.campaign.checkpoint_path(name).stem
+        return Reply(message=f"Loaded checkpoint {loaded!r}: {len(self.campaign.turns)} turns. "
+                             f"The story before loading is kept as {kept!r} (/load {kept}).",
+                     saved_checkpoint=kept, loaded_checkpoint=loaded)
+
+    def list_checkpoints(self) -> Reply:
+        found = self.campaign.checkpoints()
+        if not found:
+            return Reply(message="No checkpoints yet: /save NAME makes one. (Every turn is "
+                                 "saved anyway.)")
+        lines = ["Checkpoints (/load NAME):"]
+        lines += [f"  {c.name}  {c.turns} turns  {c.created}" for c in found]
+        return Reply(message="\n".join(lines))
 
     def retry(self, on_chunk: ChunkCallback | None = None,
               cancel: threading.Event | None = None) -> Reply:
@@ -151,9 +207,10 @@ class Game:
         started = time.perf_counter()
         turn = Turn(number, plan.parts.player_input, output, model=self.narrator.model_id)
         if replacing:
-            self.campaign.undo()
+            self.campaign.replace_last_turn(turn)
             self.summarizer.summaries.invalidate_from(replacing.number)
-        self.campaign.append_turn(turn)
+        else:
+            self.campaign.append_turn(turn)
         timings["save"] = _ms_since(started)
         self._start_summary(plan)
 
@@ -212,7 +269,18 @@ class Game:
             sections=[section.to_json() for section in plan.sections],
             timings_ms={stage: round(timings.get(stage, 0.0), 3) for stage in TIMING_STAGES},
             model=self.narrator.model_id, seed=seed,
+            autosave=self.campaign.save_state.to_json(),
         )
+
+
+def _shared_turns(one: list[Turn], other: list[Turn]) -> int:
+    """How many turns two versions of a story share from the start."""
+    shared = 0
+    for first, second in zip(one, other, strict=False):
+        if first != second:
+            break
+        shared += 1
+    return shared
 
 
 def _ms_since(started: float) -> float:

@@ -2,28 +2,64 @@
 
 from __future__ import annotations
 
-from storyteller.campaign import CAMPAIGN_FILE, WORLD_FILE, Campaign, campaign_path
+import os
+
+from pydantic import ValidationError
+
+from storyteller.campaign import (
+    CAMPAIGN_FILE,
+    CAMPAIGN_SETTINGS,
+    WORLD_FILE,
+    Campaign,
+    CampaignError,
+    campaign_path,
+)
 from storyteller.config import Settings
-from storyteller.context.world import World, read_world_file, system_prompt
+from storyteller.context.world import World, read_world_file, read_world_text, system_prompt
 from storyteller.engine.game import Game
 from storyteller.narrator.base import Narrator
 from storyteller.narrator.registry import load_narrator
+
+# Test-only: the crash tests (tests/test_crash.py) kill many headless runs and set this
+# to a per-word delay in seconds to play them with the ScriptedNarrator. Not for players.
+TEST_NARRATOR_ENV = "STORYTELLER_TEST_SCRIPTED_NARRATOR"
 
 
 def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
     """Resume the campaign, or start it with settings.world. A campaign keeps a copy of
     the world file it began with, so editing prompts/worlds/ never changes old stories."""
-    folder = campaign_path(settings.saves_dir, name)
-    if (folder / CAMPAIGN_FILE).exists():
-        campaign = Campaign.load(settings.saves_dir, name)
-        world_text = (folder / WORLD_FILE).read_text(encoding="utf-8", errors="replace")
-    else:
-        world_text = read_world_file(settings.prompts_dir, settings.world)
-        World.from_toml(settings.world, world_text, origin=settings.world)  # validate first
-        campaign = Campaign.create(settings.saves_dir, name, settings.world, world_text,
-                                   settings.model)
-    world_name = campaign.meta.get("world", "")
-    return campaign, World.from_toml(world_name, world_text, origin=str(folder / WORLD_FILE))
+    if (campaign_path(settings.saves_dir, name) / CAMPAIGN_FILE).exists():
+        return load_campaign(settings, name)
+    world_text = read_world_file(settings.prompts_dir, settings.world)
+    World.from_toml(settings.world, world_text, origin=settings.world)  # validate first
+    campaign = Campaign.create(settings.saves_dir, name, settings.world, world_text,
+                               settings.model)
+    return campaign, World.from_toml(settings.world, world_text,
+                                     origin=str(campaign.path / WORLD_FILE))
+
+
+def load_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
+    """An existing campaign and its world; never creates one."""
+    campaign = Campaign.load(settings.saves_dir, name)
+    world_path = campaign.path / WORLD_FILE
+    world_text = read_world_text(world_path)
+    return campaign, World.from_toml(campaign.meta.get("world", ""), world_text,
+                                     origin=str(world_path))
+
+
+def campaign_settings(settings: Settings, campaign: Campaign) -> Settings:
+    """The campaign keeps its own sampling and content-log settings: they apply unless a
+    flag or environment variable sets them now, and what applies is saved back."""
+    stored = {key: value for key, value in campaign.settings.items()
+              if key in CAMPAIGN_SETTINGS and key not in settings.model_fields_set}
+    try:
+        effective = settings.model_copy(update=stored)
+        Settings.model_validate(effective.model_dump())
+    except ValidationError as error:
+        raise CampaignError(f"{campaign.path / CAMPAIGN_FILE} holds an invalid setting "
+                            f"({error.errors()[0]['loc'][0]}); fix or remove it.") from None
+    campaign.update_settings({key: getattr(effective, key) for key in CAMPAIGN_SETTINGS})
+    return effective
 
 
 def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None,
@@ -33,6 +69,11 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
     other summarizes, so background work never evicts the story from the KV cache
     (the weights are memory-mapped once)."""
     campaign, world = open_campaign(settings, campaign_name)
+    settings = campaign_settings(settings, campaign)
+    if narrator is None and os.environ.get(TEST_NARRATOR_ENV):
+        from storyteller.narrator.scripted import ScriptedNarrator
+
+        narrator = ScriptedNarrator(delay=float(os.environ[TEST_NARRATOR_ENV]))
     if narrator is None:
         narrator = _load(settings)
         background = background or _load(settings)

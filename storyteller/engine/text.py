@@ -22,3 +22,11 @@ def clean_player_input(text: str, max_chars: int) -> tuple[str, str | None]:
     if " " in cut[max_chars // 2:]:
         cut = cut[: cut.rfind(" ")]
     return cut, f"Your action was {len(text):,} characters; only the first {len(cut):,} were used."
+
+
+def strip_control(text: str) -> str:
+    """Model output or saved text made safe to print or write to a file: escapes and
+    control characters removed, line breaks and tabs kept."""
+    text = _ANSI_ESCAPE.sub("", text)
+    return "".join(ch for ch in text
+                   if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))

@@ -25,6 +25,7 @@ class TurnTrace:
     timings_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_STAGES, 0.0))
     model: str = ""
     seed: int = 0
+    autosave: dict = field(default_factory=dict)  # campaign.SaveState after this turn
 
     @property
     def tokens_per_second(self) -> float:

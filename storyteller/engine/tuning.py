@@ -1,5 +1,6 @@
-"""Per-campaign sampling settings, changed in the settings screen: validated, saved in
-campaign.json under "settings", and applied to the Game's Settings."""
+"""Per-campaign sampling settings, changed in the settings screen: validated, saved with
+the campaign (Campaign.update_settings; open_game applies them next time), and applied
+to the Game's Settings at once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pydantic import Field, ValidationError
 from storyteller.engine.game import Game
 from storyteller.narrator.base import SamplingOptions
 
-META_KEY = "settings"
 CONTENT_LOG_LEVELS = {
     0: "off",
     1: "one summary line per turn",
@@ -21,31 +21,26 @@ class TuningError(ValueError):
     """A setting the player typed is out of range; the message says which and why."""
 
 
-class CampaignSettings(SamplingOptions):
+class TunedSettings(SamplingOptions):
     """The sampling options a player tunes (the seed stays the game's), plus the
     content-log level."""
 
-    content_log: int = Field(0, ge=0, le=3, description="0 off … 3 full prompts and outputs")
+    content_log_level: int = Field(0, ge=0, le=3,
+                                   description="0 off … 3 full prompts and outputs")
 
     def tuned(self) -> dict:
         return self.model_dump(exclude={"seed"})
 
 
-def current_settings(game: Game) -> CampaignSettings:
-    """The values in force: the Game's Settings, plus the content-log level from the
-    campaign (Settings may not know that field)."""
-    fields = set(CampaignSettings.model_fields) - {"seed"}
-    values = {name: getattr(game.settings, name) for name in fields
-              if hasattr(game.settings, name)}
-    saved = game.campaign.meta.get(META_KEY)
-    if "content_log" not in values and isinstance(saved, dict):
-        values["content_log"] = saved.get("content_log", 0)
-    return CampaignSettings(**values)
+def current_settings(game: Game) -> TunedSettings:
+    """The values in force."""
+    fields = set(TunedSettings.model_fields) - {"seed"}
+    return TunedSettings(**{name: getattr(game.settings, name) for name in fields})
 
 
-def validate_settings(values: dict, n_ctx: int) -> CampaignSettings:
+def validate_settings(values: dict, n_ctx: int) -> TunedSettings:
     try:
-        tuned = CampaignSettings(**values)
+        tuned = TunedSettings(**values)
     except ValidationError as error:
         problem = error.errors()[0]
         field = problem["loc"][0] if problem["loc"] else "settings"
@@ -55,28 +50,14 @@ def validate_settings(values: dict, n_ctx: int) -> CampaignSettings:
     return tuned
 
 
-def apply_settings(game: Game, tuned: CampaignSettings) -> None:
-    known = type(game.settings).model_fields
-    update = {name: value for name, value in tuned.tuned().items() if name in known}
-    game.settings = game.settings.model_copy(update=update)
+def apply_settings(game: Game, tuned: TunedSettings) -> None:
+    game.settings = game.settings.model_copy(update=tuned.tuned())
+    game.content_log.level = tuned.content_log_level
 
 
-def save_settings(game: Game, values: dict) -> CampaignSettings:
-    """Validate, write to campaign.json and apply; raises TuningError, changing nothing."""
+def save_settings(game: Game, values: dict) -> TunedSettings:
+    """Validate, keep with the campaign and apply; raises TuningError, changing nothing."""
     tuned = validate_settings(values, game.narrator.n_ctx)
-    game.campaign.set_meta(META_KEY, tuned.tuned())
+    game.campaign.update_settings(tuned.tuned())
     apply_settings(game, tuned)
     return tuned
-
-
-def apply_saved_settings(game: Game) -> str | None:
-    """Apply the campaign's saved settings; returns a notice if they were unusable."""
-    saved = game.campaign.meta.get(META_KEY)
-    if saved is None:
-        return None
-    try:
-        apply_settings(game, validate_settings(saved if isinstance(saved, dict) else {},
-                                               game.narrator.n_ctx))
-    except TuningError as error:
-        return f"Saved settings ignored ({error}); fix them with /settings."
-    return None

@@ -23,7 +23,6 @@ from storyteller.config import Settings
 from storyteller.engine.game import Game, Reply, TurnCancelled
 from storyteller.engine.memory_view import MemoryView, memory_of
 from storyteller.engine.session import open_game
-from storyteller.engine.tuning import apply_saved_settings
 from storyteller.narrator.base import Narrator, NarratorError
 from storyteller.tui.help_screen import HelpScreen
 from storyteller.tui.inspector import PromptInspector
@@ -145,25 +144,29 @@ class GameScreen(Screen):
             self.post_message(GameLoaded(game))
 
     async def on_game_loaded(self, message: GameLoaded) -> None:
-        self.game = message.game
+        game = message.game
         if self.injected_narrator is None:
-            self.app.owned_games.append(self.game)
-        notice = apply_saved_settings(self.game)
-        if notice:
-            self.notify(notice, severity="warning")
-        self.memory = self.memory_hook(self.game)
+            self.app.owned_games.append(game)
+        self.memory = self.memory_hook(game)
         await self.query_one("#loading").remove()
-        views = [TurnView("", self.game.world.opening)]
-        views += [TurnView(t.input, t.output, t.number) for t in self.game.campaign.turns]
-        await self.query_one("#log").mount_all(views)
-        self.query_one("#story", VerticalScroll).anchor()
-        self.sub_title = self.game.world.title
-        self.refresh_panel()
-        self.set_interval(2.0, self.refresh_panel)  # the story extracts entries in the background
-        self._show_status("ready")
+        await self._show_story(game)
+        self.sub_title = game.world.title
         action = self.query_one("#action", ActionInput)
         action.disabled = False
         action.focus()
+        self.game = game  # the screen is ready once the game is set (tests wait on it)
+        self.refresh_panel()
+        self.set_interval(2.0, self.refresh_panel)  # the story extracts entries in the background
+        self._show_status("ready")
+
+    async def _show_story(self, game: Game) -> None:
+        """The opening and every turn; after /load, the story of the checkpoint."""
+        log = self.query_one("#log", Vertical)
+        await log.remove_children()
+        views = [TurnView("", game.world.opening)]
+        views += [TurnView(t.input, t.output, t.number) for t in game.campaign.turns]
+        await log.mount_all(views)
+        self.query_one("#story", VerticalScroll).anchor()
 
     async def on_game_failed(self, message: GameFailed) -> None:
         await self.query_one("#loading").remove()
@@ -290,6 +293,8 @@ class GameScreen(Screen):
             self.last_reply = reply
         self.pending = None
         self.narrating = False
+        if reply.loaded_checkpoint:
+            await self._show_story(self.game)
         for notice in reply.notices:
             self.notify(notice, severity="warning")
         if reply.message:
@@ -366,6 +371,9 @@ class GameScreen(Screen):
     def _show_status(self, state: str) -> None:
         game = self.game
         trace = self.last_reply.trace if self.last_reply else None
+        saved = game.campaign.save_state.describe()
+        if saved != "saved":  # a failing disk shows at once
+            state = saved if state == "autosaved" else f"{state} · {saved}"
         state = f"turn {game.campaign.next_turn_number} · {state}"
         status = self.query_one("#status", StatusBar)
         if trace is None:

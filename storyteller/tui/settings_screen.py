@@ -48,8 +48,8 @@ class SettingsScreen(ModalScreen[bool]):
                 yield Label("Content log")
                 yield Select([(f"{level}: {text}", level)
                               for level, text in CONTENT_LOG_LEVELS.items()],
-                             value=values.content_log, allow_blank=False,
-                             id="setting-content_log", compact=True)
+                             value=values.content_log_level, allow_blank=False,
+                             id="setting-content_log_level", compact=True)
             yield Static("", id="settings-error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Save (Ctrl+S)", variant="primary", id="settings-save")
@@ -58,7 +58,7 @@ class SettingsScreen(ModalScreen[bool]):
     def values(self) -> dict:
         values: dict = {name: self.query_one(f"#setting-{name}", Input).value.strip()
                         for name in FIELDS}
-        values["content_log"] = self.query_one("#setting-content_log", Select).value
+        values["content_log_level"] = self.query_one("#setting-content_log_level", Select).value
         return values
 
     @on(Button.Pressed, "#settings-save")

@@ -15,7 +15,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 from storyteller.campaign import (
     CAMPAIGN_FILE,
     CampaignError,
-    CampaignSummary,
+    CampaignInfo,
     campaign_path,
     delete_campaign,
     list_campaigns,
@@ -66,7 +66,7 @@ class TitleScreen(Screen):
     def __init__(self, settings: Settings):
         super().__init__()
         self.settings = settings
-        self.campaigns: list[CampaignSummary] = []
+        self.campaigns: list[CampaignInfo] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -106,8 +106,9 @@ class TitleScreen(Screen):
         table = self.query_one("#saves", DataTable)
         table.clear()
         for summary in self.campaigns:
-            table.add_row(summary.name, summary.world or summary.problem, str(summary.turns),
-                          played_at(summary.updated) if summary.updated else "", key=summary.name)
+            world = "(unreadable: delete or repair)" if summary.problem else summary.world
+            played = played_at(summary.last_played) if summary.last_played else ""
+            table.add_row(summary.name, world, str(summary.turns), played, key=summary.name)
         empty = not self.campaigns
         self.query_one("#no-saves", Static).update(
             "No saved campaigns yet: start one on the left." if empty else "")
@@ -115,7 +116,7 @@ class TitleScreen(Screen):
             button.disabled = empty
         (self.query_one("#new-name") if empty else table).focus()
 
-    def selected(self) -> CampaignSummary | None:
+    def selected(self) -> CampaignInfo | None:
         table = self.query_one("#saves", DataTable)
         if not self.campaigns or table.cursor_row >= len(self.campaigns):
             return None

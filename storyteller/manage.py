@@ -1,0 +1,71 @@
+"""`storyteller campaigns`, `storyteller delete NAME` and `storyteller export`: managing
+the campaigns in the saves directory from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from storyteller.campaign import CampaignInfo, campaign_path, delete_campaign, list_campaigns
+from storyteller.config import Settings
+from storyteller.engine.session import load_campaign
+from storyteller.engine.text import strip_control
+from storyteller.export import export_campaign
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def campaigns_table(found: list[CampaignInfo]) -> str:
+    rows = [("NAME", "WORLD", "TURNS", "LAST PLAYED", "SIZE")]
+    for info in found:
+        played = info.last_played.replace("T", " ")[:16] or "?"
+        turns = str(info.turns) if not info.problem else "?"
+        rows.append((info.name, info.world, turns, played, human_size(info.size_bytes)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines += [f"! {info.name}: {info.problem}" for info in found if info.problem]
+    return "\n".join(strip_control(line) for line in lines)
+
+
+def show_campaigns(settings: Settings, args: argparse.Namespace) -> int:
+    found = list_campaigns(settings.saves_dir)
+    if not found:
+        print(f"No campaigns in {settings.saves_dir} yet; `storyteller --campaign NAME` "
+              "starts one.")
+        return 0
+    print(campaigns_table(found))
+    return 0
+
+
+def delete(settings: Settings, args: argparse.Namespace) -> int:
+    path = campaign_path(settings.saves_dir, args.name)  # refuses names that escape saves/
+    info = next((c for c in list_campaigns(settings.saves_dir) if c.name == path.name), None)
+    if info is not None and not args.yes:
+        question = (f"Delete campaign {info.name!r} ({info.world}, {info.turns} turns, "
+                    f"{human_size(info.size_bytes)}) for good? Type 'yes' to confirm: ")
+        try:
+            answer = input(question)
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Not deleted.", file=sys.stderr)
+            return 1
+    delete_campaign(settings.saves_dir, args.name)
+    print(f"Deleted {path}.")
+    return 0
+
+
+def export(settings: Settings, args: argparse.Namespace) -> int:
+    campaign, world = load_campaign(settings, args.campaign)
+    print(export_campaign(campaign, world, args.format))
+    return 0
+
+
+COMMANDS = {"campaigns": show_campaigns, "delete": delete, "export": export}
