@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from storyteller.campaign import Campaign
 from storyteller.engine.memory_view import InMemoryMemoryView
 from storyteller.tui.game_screen import TurnView
@@ -65,7 +67,7 @@ def story_memory() -> InMemoryMemoryView:
 
 def make_campaign(settings, name, world="emberfall", turns=(), updated=None):
     """A campaign on disk with the given (input, output) turns and a fixed timestamp."""
-    from storyteller.campaign import Turn
+    from storyteller.campaign import CAMPAIGN_FILE, Turn, write_atomic
     from storyteller.context.world import read_world_file
 
     campaign = Campaign.create(settings.saves_dir, name, world,
@@ -74,5 +76,5 @@ def make_campaign(settings, name, world="emberfall", turns=(), updated=None):
         campaign.append_turn(Turn(number, action, narration, created="2026-11-20T10:00:00+00:00"))
     if updated:
         campaign.meta.update(created=updated, updated=updated)
-        campaign.set_meta("updated", updated)
+        write_atomic(campaign.path / CAMPAIGN_FILE, json.dumps(campaign.meta))
     return campaign
