@@ -1,1 +1,6 @@
-print("no benchmarks yet: they arrive with the benchmarks issue.")
+"""`make bench` / `python -m bench`: every benchmark, as one markdown report."""
+
+from bench import retrieval
+
+if __name__ == "__main__":
+    print(retrieval.run())

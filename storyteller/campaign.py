@@ -99,30 +99,59 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def read_transcript(path: Path) -> list[Turn]:
-    """Replay the transcript's turn and undo records into the list of live turns."""
+def read_jsonl(path: Path) -> list[dict]:
+    """The complete JSON records of an append-only .jsonl file, in order ([] if absent)."""
     if not path.exists():
         return []
-    turns: list[Turn] = []
-    data = path.read_bytes()
+    records = []
     # The last chunk after the final newline, if any, is a write that a crash
-    # interrupted: the turn it belonged to never completed, so it is skipped.
-    complete = data.split(b"\n")[:-1]
+    # interrupted: the record it belonged to never completed, so it is skipped.
+    complete = path.read_bytes().split(b"\n")[:-1]
     for number, raw in enumerate(complete, start=1):
         if not raw.strip():
             continue
         try:
             record = json.loads(raw.decode("utf-8"))
+            if not isinstance(record, dict):
+                raise TypeError("not an object")
+        except (ValueError, TypeError) as error:
+            raise CampaignError(_unreadable(path, number, error)) from None
+        records.append(record)
+    return records
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one record as a line, flushed and fsynced before returning. A torn last
+    line (from a crash) is cut first, so the record starts on its own line."""
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(path, "r+b") as file:
+                file.truncate(data.rfind(b"\n") + 1)
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(line)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _unreadable(path: Path, number: int, error: Exception) -> str:
+    return (f"{path} line {number} is unreadable ({error.__class__.__name__}); "
+            "restore it from a backup or remove that line.")
+
+
+def read_transcript(path: Path) -> list[Turn]:
+    """Replay the transcript's turn and undo records into the list of live turns."""
+    turns: list[Turn] = []
+    for number, record in enumerate(read_jsonl(path), start=1):
+        try:
             if record.get("type") == "undo":
                 if turns:
                     turns.pop()
             else:
                 turns.append(Turn.from_record(record))
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise CampaignError(
-                f"{path} line {number} is unreadable ({error.__class__.__name__}); "
-                "restore it from a backup or remove that line."
-            ) from None
+            raise CampaignError(_unreadable(path, number, error)) from None
     return turns
 
 
@@ -203,27 +232,12 @@ class Campaign:
         return turn
 
     def _append_record(self, record: dict) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
         transcript = self.path / TRANSCRIPT_FILE
         try:
-            self._drop_torn_tail(transcript)
-            with open(transcript, "a", encoding="utf-8") as file:
-                file.write(line)
-                file.flush()
-                os.fsync(file.fileno())
+            append_jsonl(transcript, record)
         except OSError as error:
             raise CampaignError(f"Cannot write {transcript}: {error.strerror}; the turn was "
                                 "not saved, free some disk space and try again.") from None
-
-    @staticmethod
-    def _drop_torn_tail(transcript: Path) -> None:
-        """Cut a torn last line (from a crash) so the next record starts on its own line."""
-        if not transcript.exists():
-            return
-        data = transcript.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(transcript, "r+b") as file:
-                file.truncate(data.rfind(b"\n") + 1)
 
     def _touch(self) -> None:
         self.meta["updated"] = now_iso()

@@ -41,3 +41,9 @@ class Settings(BaseSettings):
     seed: int | None = Field(None, description="Sampling seed; None draws a new one each turn.")
     history_turns: int = Field(8, ge=0, description="Recent turns kept verbatim in the prompt.")
     max_input_chars: int = Field(2000, ge=10, description="Longer player input is cut.")
+    memory_url: str | None = Field(
+        None, description="Chroma server for the story memory (http://HOST:PORT); default: "
+                          "an embedded index in saves/<campaign>/memory/.")
+    extractor_model: str | None = Field(
+        None, description="Model that notes facts after each turn: like --model, or 'off'; "
+                          "default: the narrator's model.")

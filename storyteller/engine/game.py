@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from storyteller.campaign import Campaign, Turn
 from storyteller.config import Settings
@@ -17,6 +18,10 @@ from storyteller.engine.commands import run_command
 from storyteller.engine.text import clean_player_input
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.narrator.base import GenerationStats, Narrator, NarratorError, SamplingOptions
+
+if TYPE_CHECKING:
+    from storyteller.memory.retrieve import Recall
+    from storyteller.memory.story import StoryMemory
 
 EMPTY_ANSWER_RETRIES = 2  # a model that returns nothing gets this many more tries
 
@@ -41,8 +46,9 @@ ChunkCallback = Callable[[str], None]
 
 class Game:
     def __init__(self, campaign: Campaign, narrator: Narrator, settings: Settings,
-                 world: World, system_text: str):
+                 world: World, system_text: str, memory: StoryMemory | None = None):
         self.campaign = campaign
+        self.memory = memory
         self.world = world
         self.narrator = narrator
         self.settings = settings
@@ -70,6 +76,8 @@ class Game:
         undone = self.campaign.undo()
         if undone is None:
             return Reply(message="Nothing to undo yet.")
+        if self.memory:
+            self.memory.undo_turn(undone.number)
         return Reply(message=f"Turn {undone.number} taken back.", undone=undone)
 
     def retry(self, on_chunk: ChunkCallback | None = None,
@@ -90,10 +98,17 @@ class Game:
         cancel = cancel or threading.Event()
         history = self.campaign.turns[:-1] if replacing else self.campaign.turns
         number = replacing.number if replacing else self.campaign.next_turn_number
-        timings = {"retrieve": 0.0, "extract": 0.0}
+        timings = {"extract": 0.0}  # extraction runs after the turn: see settle()
 
         started = time.perf_counter()
-        plan = build_prompt(self.narrator, self.prompt_parts(history, player_input),
+        recall = None
+        if self.memory:
+            recall = self.memory.recall(self._recent(history), player_input, number,
+                                        hide_turn=replacing.number if replacing else None)
+        timings["retrieve"] = _ms_since(started)
+
+        started = time.perf_counter()
+        plan = build_prompt(self.narrator, self.prompt_parts(history, player_input, recall),
                             self.settings.max_tokens)
         timings["budget"] = _ms_since(started)
 
@@ -115,15 +130,41 @@ class Game:
         self.campaign.append_turn(turn)
         timings["save"] = _ms_since(started)
 
+        notices = list(plan.notices)
+        if self.memory:
+            if replacing:
+                self.memory.undo_turn(replacing.number)
+            self.memory.record_turn(turn)  # in the background
+            notices += recall.notices + self.memory.take_problems()
         trace = self._trace(turn, plan, stats, timings, seed)
-        return Reply(turn=turn, trace=trace, notices=plan.notices)
+        trace.retrieved = recall.trace() if recall else []
+        return Reply(turn=turn, trace=trace, notices=notices)
 
-    def prompt_parts(self, history: list[Turn], player_input: str) -> PromptParts:
-        """What this turn's prompt may hold. Seams: pinned facts, the summary and
-        retrieved memories are filled by the memory and summary components."""
-        recent = history[-self.settings.history_turns:] if self.settings.history_turns else []
-        return PromptParts(system=self.system_text, opening=self.world.opening,
-                           history=recent, player_input=player_input)
+    def settle(self, reply: Reply) -> None:
+        """Wait for the memory writes of the reply's turn and put their time (events
+        indexed and facts extracted, in the background) in its trace's `extract`."""
+        if self.memory and reply.turn and reply.trace:
+            self.memory.wait()
+            reply.trace.timings_ms["extract"] = round(self.memory.extract_ms(reply.turn.number), 3)
+
+    def close(self, finish: bool = True) -> None:
+        """Stop the memory: finish (or, with finish=False, cancel) its background work."""
+        if self.memory:
+            self.memory.close(finish)
+
+    def _recent(self, history: list[Turn]) -> list[Turn]:
+        return history[-self.settings.history_turns:] if self.settings.history_turns else []
+
+    def prompt_parts(self, history: list[Turn], player_input: str,
+                     recall: Recall | None = None) -> PromptParts:
+        """What this turn's prompt may hold: pinned facts and retrieved memories come
+        from the story memory's recall; the summary seam is still empty."""
+        parts = PromptParts(system=self.system_text, opening=self.world.opening,
+                            history=self._recent(history), player_input=player_input)
+        if recall:
+            parts.pinned = [item.text for item in recall.pinned]
+            parts.memories = [item.to_prompt() for item in recall.memories]
+        return parts
 
     def _generate(self, plan: PromptPlan, seed: int, on_chunk: ChunkCallback | None,
                   cancel: threading.Event) -> tuple[str, GenerationStats, dict[str, float]]:

@@ -6,8 +6,11 @@ from storyteller.campaign import CAMPAIGN_FILE, WORLD_FILE, Campaign, campaign_p
 from storyteller.config import Settings
 from storyteller.context.world import World, read_world_file, system_prompt
 from storyteller.engine.game import Game
+from storyteller.memory.story import StoryMemory
 from storyteller.narrator.base import Narrator
 from storyteller.narrator.registry import load_narrator
+
+EXTRACTION_OFF = "off"
 
 
 def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
@@ -26,10 +29,33 @@ def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
     return campaign, World.from_toml(world_name, world_text, origin=str(folder / WORLD_FILE))
 
 
-def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None) -> Game:
-    """Open the campaign first (cheap, and its errors come before a slow model load)."""
+def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None,
+              extractor: Narrator | None = None) -> Game:
+    """Open the campaign first (cheap, and its errors come before a slow model load).
+    `extractor` is the model that notes facts after each turn; by default the one
+    settings.extractor_model names ('off': none), or else the narrator itself."""
     campaign, world = open_campaign(settings, campaign_name)
     if narrator is None:
-        narrator = load_narrator(settings.model, settings.models_dir, n_ctx=settings.n_ctx,
-                                 n_ctx_cap=settings.n_ctx_cap, n_threads=settings.n_threads)
-    return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world))
+        narrator = _load(settings, settings.model)
+    memory = open_memory(settings, campaign, world, narrator, extractor)
+    return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),
+                memory)
+
+
+def open_memory(settings: Settings, campaign: Campaign, world: World, narrator: Narrator,
+                extractor: Narrator | None = None) -> StoryMemory:
+    from storyteller.memory.extract import Extractor
+
+    owned = False
+    if extractor is None and settings.extractor_model != EXTRACTION_OFF:
+        owned = bool(settings.extractor_model)
+        extractor = _load(settings, settings.extractor_model) if owned else narrator
+    facts = (Extractor(extractor, settings.prompts_dir, settings.seed, owns_narrator=owned)
+             if extractor else None)
+    return StoryMemory.open(campaign, world, settings.memory_url, facts, narrator.count_tokens,
+                            narrator.n_ctx)
+
+
+def _load(settings: Settings, model: str) -> Narrator:
+    return load_narrator(model, settings.models_dir, n_ctx=settings.n_ctx,
+                         n_ctx_cap=settings.n_ctx_cap, n_threads=settings.n_threads)

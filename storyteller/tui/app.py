@@ -24,6 +24,8 @@ class StorytellerApp(App):
 
     def on_unmount(self) -> None:
         screen_game = getattr(self.screen_stack[-1], "game", None) if self.screen_stack else None
+        if screen_game is not None:
+            screen_game.close(finish=False)  # a cut extraction is redone on the next start
         if screen_game is not None and self.narrator is None:
             screen_game.narrator.close()
 
