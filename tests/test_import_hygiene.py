@@ -15,7 +15,19 @@ CORE_MODULES = [
     "storyteller.context.prompt",
     "storyteller.narrator.registry",
     "storyteller.narrator.llamacpp",
+    "storyteller.memory.entries",
+    "storyteller.memory.journal",
+    "storyteller.memory.embedder",
+    "storyteller.memory.store",
+    "storyteller.memory.extract",
+    "storyteller.memory.retrieve",
+    "storyteller.memory.story",
+    "storyteller.memory.reindex",
 ]
+# Opening the app or a game must not wait for these: they load when a memory opens.
+HEAVY = ("chromadb", "torch", "sentence_transformers", "transformers")
+LIGHT_MODULES = ["storyteller.cli", "storyteller.engine.session", "storyteller.tui.app",
+                 "storyteller.memory.story", "storyteller.memory.reindex"]
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)
@@ -31,6 +43,23 @@ def test_core_module_does_not_import_textual(module):
 def test_tui_does_import_textual():
     """Guards the test above against a check that can never fail."""
     code = "import sys, storyteller.tui.app; print('textual' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("module", LIGHT_MODULES)
+def test_heavy_memory_libraries_load_lazily(module):
+    code = (f"import sys, {module}; "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_the_store_does_import_chromadb():
+    """Guards the test above: the check sees a heavy import when there is one."""
+    code = "import sys, storyteller.memory.store; print('chromadb' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "True"

@@ -11,6 +11,7 @@ from storyteller.narrator.base import Narrator
 from storyteller.narrator.registry import load_narrator
 
 EXTRACTION_OFF = "off"
+EXTRACTOR_N_CTX = 2048  # an extraction prompt is one turn and the instructions
 
 
 def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
@@ -32,30 +33,36 @@ def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
 def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None,
               extractor: Narrator | None = None) -> Game:
     """Open the campaign first (cheap, and its errors come before a slow model load).
-    `extractor` is the model that notes facts after each turn; by default the one
-    settings.extractor_model names ('off': none), or else the narrator itself."""
+    `extractor` is the model that notes facts after each turn (see open_memory)."""
     campaign, world = open_campaign(settings, campaign_name)
-    if narrator is None:
+    loaded = narrator is None
+    if loaded:
         narrator = _load(settings, settings.model)
-    memory = open_memory(settings, campaign, world, narrator, extractor)
+    if extractor is None and settings.extractor_model != EXTRACTION_OFF:
+        # Its own context even for the narrator's model: extraction prompts would evict
+        # the narrator's cached prompt prefix. The weights are mmapped, so shared.
+        model = settings.extractor_model or (settings.model if loaded else None)
+        extractor = _load(settings, model, n_ctx_cap=EXTRACTOR_N_CTX) if model else narrator
+        owned = model is not None
+    else:
+        owned = False
+    memory = open_memory(settings, campaign, world, narrator, extractor, owned)
     return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),
                 memory)
 
 
 def open_memory(settings: Settings, campaign: Campaign, world: World, narrator: Narrator,
-                extractor: Narrator | None = None) -> StoryMemory:
+                extractor: Narrator | None, owns_extractor: bool = False) -> StoryMemory:
     from storyteller.memory.extract import Extractor
 
-    owned = False
-    if extractor is None and settings.extractor_model != EXTRACTION_OFF:
-        owned = bool(settings.extractor_model)
-        extractor = _load(settings, settings.extractor_model) if owned else narrator
-    facts = (Extractor(extractor, settings.prompts_dir, settings.seed, owns_narrator=owned)
+    facts = (Extractor(extractor, settings.prompts_dir, settings.seed, owns_extractor)
              if extractor else None)
     return StoryMemory.open(campaign, world, settings.memory_url, facts, narrator.count_tokens,
                             narrator.n_ctx)
 
 
-def _load(settings: Settings, model: str) -> Narrator:
-    return load_narrator(model, settings.models_dir, n_ctx=settings.n_ctx,
-                         n_ctx_cap=settings.n_ctx_cap, n_threads=settings.n_threads)
+def _load(settings: Settings, model: str, n_ctx_cap: int | None = None) -> Narrator:
+    """With n_ctx_cap, the model's own context size up to that cap (not --n-ctx)."""
+    return load_narrator(model, settings.models_dir,
+                         n_ctx=None if n_ctx_cap else settings.n_ctx,
+                         n_ctx_cap=n_ctx_cap or settings.n_ctx_cap, n_threads=settings.n_threads)

@@ -20,6 +20,7 @@ SOURCES = ("world", "player", "extracted", "story", "summary")
 EVENT_IMPORTANCE = 3
 EVENT_CHUNK_WORDS = 90  # all-MiniLM-L6-v2 reads 256 word pieces; a chunk stays well inside
 EVENT_INPUT_WORDS = 30  # the player's action, repeated at the head of every chunk
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?…\"”])\s+")
 
 
@@ -73,8 +74,9 @@ class MemoryEntry:
 
 
 def normalize_name(name: str) -> str:
-    """Names compare without case, punctuation, extra spaces or a leading article."""
-    words = re.sub(r"[^\w\s]", " ", name.casefold()).split()
+    """Names compare without case, punctuation, a possessive 's, extra spaces or a
+    leading article: "The Ember-Stone's" is "ember stone"."""
+    words = re.sub(r"[^\w\s]", " ", _POSSESSIVE.sub("", name.casefold())).split()
     if len(words) > 1 and words[0] in ("the", "a", "an"):
         words = words[1:]
     return " ".join(words)
@@ -101,10 +103,11 @@ def world_entries(lore: tuple[LoreEntry, ...]) -> list[MemoryEntry]:
             for item in lore]
 
 
-def with_name(name: str, text: str) -> str:
+def with_name(name: str, text: str, aliases: tuple[str, ...] = ()) -> str:
     """A named entry's text must say whom it is about, on its own in the prompt."""
     text = text.strip()
-    if normalize_name(name) in normalize_name(text):
+    said = f" {normalize_name(text)} "
+    if any(f" {normalize_name(n)} " in said for n in (name, *aliases) if n):
         return text
     return f"{name[:1].upper()}{name[1:]}: {text}"
 

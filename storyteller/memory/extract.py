@@ -23,12 +23,13 @@ from storyteller.memory.entries import (
     normalize_name,
     with_name,
 )
+from storyteller.memory.retrieve import Lorebook
 from storyteller.narrator.base import Message, Narrator, NarratorError, SamplingOptions, complete
 
 log = logging.getLogger(__name__)
 
 PROMPT_FILE = "extract.txt"
-MAX_TOKENS = 320  # the schema caps 3 facts of at most ~90 tokens each
+MAX_TOKENS = 400  # the schema caps 3 facts of at most ~100 tokens each
 TURN_CHARS = 1500  # of the turn's text shown to the extractor
 KNOWN_NAMES = 30  # names already known, listed so the model reuses them
 ENTRY_CHARS = 600  # a merged entry's text is kept under this length
@@ -44,7 +45,7 @@ class Fact(BaseModel):
     kind: Literal["character", "location", "item", "plot"]
     name: Name
     aliases: list[Name] = Field(max_length=2)
-    text: str = Field(min_length=8, max_length=200)
+    text: str = Field(min_length=8, max_length=160)
     importance: int = Field(ge=1, le=10)
 
 
@@ -77,17 +78,24 @@ class Extractor:
         if self.owns_narrator:
             self.narrator.close()
 
-    def extract(self, turn: Turn, known_names: list[str],
+    def extract(self, turn: Turn, known: list[MemoryEntry],
                 cancel: threading.Event | None = None) -> Extraction:
+        """The facts of a turn. `known` are the entries so far: their names are shown to
+        the model (those the turn mentions first), and a fact may use the full name of
+        a known entry the turn mentions by an alias ("Maren Holt" for "Maren")."""
         started = time.perf_counter()
         cancel = cancel or threading.Event()
+        mentioned_ids = Lorebook(known).mentioned(f"{turn.input}\n{turn.output}")
+        mentioned = [entry for entry in known if entry.id in mentioned_ids]
+        names = [e.name for e in mentioned + [e for e in known if e not in mentioned] if e.name]
         try:
-            text, _ = complete(self.narrator, self._prompt(turn, known_names),
+            text, _ = complete(self.narrator, self._prompt(turn, names),
                                self._options(turn), FACTS_SCHEMA, cancel)
             result = Extraction(cancelled=cancel.is_set())
             if not result.cancelled:
-                result = validate(text, turn)
-        except NarratorError as error:
+                result = validate(text, turn, {normalize_name(name) for entry in mentioned
+                                               for name in entry.names})
+        except (NarratorError, ValueError, RuntimeError) as error:  # llama.cpp: n_ctx
             result = Extraction(rejected=[f"the extractor failed: {error}"])
         result.ms = (time.perf_counter() - started) * 1000
         for reason in result.rejected:
@@ -95,11 +103,17 @@ class Extractor:
         return result
 
     def _prompt(self, turn: Turn, known_names: list[str]):
+        """The instructions and the turn, cut until the answer fits the context too."""
         story = f"The player: {turn.input}\nThe story: {turn.output}"[:TURN_CHARS]
         known = ", ".join(known_names[:KNOWN_NAMES]) or "none yet"
-        body = f"Names known so far: {known}\n\nThe latest turn:\n{story}\n\nAnswer in JSON."
-        return self.narrator.render([Message.of("system", self.instructions, "system"),
-                                     Message.of("user", body, "input")])
+        while True:
+            body = f"Names known so far: {known}\n\nThe latest turn:\n{story}\n\nAnswer in JSON."
+            prompt = self.narrator.render([Message.of("system", self.instructions, "system"),
+                                           Message.of("user", body, "input")])
+            room = self.narrator.n_ctx - MAX_TOKENS
+            if len(prompt) <= room or len(story) < 100:
+                return prompt
+            story = story[: int(len(story) * room / len(prompt) * 0.9)]
 
     def _options(self, turn: Turn) -> SamplingOptions:
         seed = (self.seed or 0) * 7919 + turn.number  # repeatable with --seed
@@ -107,31 +121,34 @@ class Extractor:
                                max_tokens=MAX_TOKENS, seed=seed % 2**31)
 
 
-def validate(text: str, turn: Turn) -> Extraction:
-    """Parse the model's answer; keep the facts about things the turn mentions."""
+def validate(text: str, turn: Turn, also_mentioned: set[str] | None = None) -> Extraction:
+    """Parse the model's answer; keep the facts about things the turn mentions (by
+    name, or as one of the also_mentioned names)."""
     try:
-        answer = Facts.model_validate(json.loads(text))
+        # strict=False: a raw newline inside a string is still a readable answer
+        answer = Facts.model_validate(json.loads(text, strict=False))
     except (ValueError, ValidationError) as error:
         first = str(error).splitlines()[0][:160]
         return Extraction(rejected=[f"not valid facts JSON ({first}): {text[:200]!r}"])
     said = normalize_name(f"{turn.input} {turn.output}")
+    also_mentioned = also_mentioned or set()
+
+    def mentioned(name: str) -> bool:
+        return name in also_mentioned or f" {name} " in f" {said} "
+
     result = Extraction()
     for fact in answer.facts:
         name = normalize_name(fact.name)
         if not name or name in NOT_NAMES:
             result.rejected.append(f"{fact.name!r} is not a name")
-        elif not _contains(said, name):
+        elif not mentioned(name):
             result.rejected.append(f"{fact.name!r} is not mentioned in the turn")
         else:
             aliases = [a for a in fact.aliases if normalize_name(a) not in NOT_NAMES
-                       and normalize_name(a) != name and _contains(said, normalize_name(a))]
+                       and normalize_name(a) != name and mentioned(normalize_name(a))]
             result.facts.append(fact.model_copy(update={"name": fact.name.strip(),
                                                         "aliases": aliases}))
     return result
-
-
-def _contains(text: str, name: str) -> bool:
-    return f" {name} " in f" {text} "
 
 
 def merge(fact: Fact, entries: dict[str, MemoryEntry], turn: int) -> MemoryEntry | None:
@@ -142,12 +159,12 @@ def merge(fact: Fact, entries: dict[str, MemoryEntry], turn: int) -> MemoryEntry
     existing = next((entry for entry in entries.values()
                      if entry.kind != "event" and keys & {normalize_name(n) for n in entry.names}),
                     None)
-    sentence = fact.text.strip()
     if existing is None:
         return MemoryEntry(id=_free_id(fact, entries), kind=fact.kind,
-                           text=with_name(fact.name, sentence), name=fact.name,
+                           text=with_name(fact.name, fact.text), name=fact.name,
                            aliases=tuple(fact.aliases), turn=turn, importance=fact.importance,
                            source="extracted")
+    sentence = with_name(existing.name, fact.text, existing.aliases)
     known = {normalize_name(n) for n in existing.names}
     new_aliases = tuple(a for a in (fact.name, *fact.aliases)
                         if normalize_name(a) not in known)

@@ -80,7 +80,8 @@ class Recall:
 class Lorebook:
     """Finds the entries whose name or an alias appears in a text (whole words, any
     case, with or without a leading article). A character is also found by the first
-    word of a longer name ("Tobias" for "Tobias Wren"), unless that word is a title."""
+    word of a longer name after any title ("Tobias" for "Tobias Wren", "Lena" for
+    "Dr. Lena Voss")."""
 
     def __init__(self, entries: Iterable[MemoryEntry]):
         self._ids: dict[str, set[str]] = {}
@@ -103,9 +104,16 @@ class Lorebook:
 def _keys(entry: MemoryEntry) -> set[str]:
     keys = {normalize_name(name) for name in entry.names}
     if entry.kind == "character":
-        keys |= {key.split()[0] for key in list(keys)
-                 if " " in key and key.split()[0] not in TITLES}
+        keys |= {_first_name(key) for key in list(keys) if " " in key}
     return {key for key in keys if len(key) >= MIN_NAME_LENGTH}
+
+
+def _first_name(name: str) -> str:
+    """'dr lena voss' -> 'lena'; 'elder corwin' -> 'corwin'."""
+    words = name.split()
+    while len(words) > 1 and words[0] in TITLES:
+        words = words[1:]
+    return words[0]
 
 
 def vector_candidates(recent_turns: int) -> int:

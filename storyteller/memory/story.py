@@ -171,8 +171,7 @@ class StoryMemory:
     def _extract(self, turn: Turn, cancel: threading.Event) -> None:
         from storyteller.memory.extract import merge
 
-        known = [entry.name for entry in self.entries() if entry.name]
-        result = self.extractor.extract(turn, known, cancel)
+        result = self.extractor.extract(turn, self.entries(), cancel)
         self._extract_ms[turn.number] = result.ms
         if result.cancelled:
             return
