@@ -30,36 +30,30 @@ LIGHT_MODULES = ["storyteller.cli", "storyteller.engine.session", "storyteller.t
                  "storyteller.memory.story", "storyteller.memory.reindex"]
 
 
-@pytest.mark.parametrize("module", CORE_MODULES)
-def test_core_module_does_not_import_textual(module):
+def imported(module: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of the watched modules importing `module` (in a fresh process) loads."""
     code = (f"import sys, {module}; "
-            "bad = [m for m in ('textual', 'llama_cpp') if m in sys.modules]; "
-            "print(','.join(bad))")
+            f"print(','.join(m for m in {watched!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.strip() == ""
+    return [name for name in result.stdout.strip().split(",") if name]
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_module_does_not_import_textual(module):
+    assert imported(module, ("textual", "llama_cpp")) == []
 
 
 def test_tui_does_import_textual():
     """Guards the test above against a check that can never fail."""
-    code = "import sys, storyteller.tui.app; print('textual' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
-    assert result.stdout.strip() == "True"
+    assert imported("storyteller.tui.app", ("textual",)) == ["textual"]
 
 
 @pytest.mark.parametrize("module", LIGHT_MODULES)
 def test_heavy_memory_libraries_load_lazily(module):
-    code = (f"import sys, {module}; "
-            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
-    assert result.stdout.strip() == ""
+    assert imported(module, HEAVY) == []
 
 
 def test_the_store_does_import_chromadb():
     """Guards the test above: the check sees a heavy import when there is one."""
-    code = "import sys, storyteller.memory.store; print('chromadb' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
-    assert result.stdout.strip() == "True"
+    assert imported("storyteller.memory.store", ("chromadb",)) == ["chromadb"]

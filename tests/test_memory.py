@@ -263,6 +263,23 @@ def test_undo_cancels_a_running_extraction(settings):
     game.close()
 
 
+def test_an_extraction_cut_short_by_quitting_is_redone_on_the_next_start(settings):
+    gated = GatedExtractor([json.dumps({"facts": [TOBIAS]})])
+    game = open_game(settings, "quit", story_narrator(), gated)
+    game.submit(PLANTED_ACTION)
+    assert gated.started.wait(30)
+    game.close(finish=False)  # quitting: the running extraction is cancelled
+    game.memory.record_turn(game.campaign.turns[-1])  # a turn that ends after the quit
+    assert game.memory._worker is None  # starts nothing once closed
+    assert "character-tobias-wren" not in MemoryJournal(game.campaign.path).replay([]).entries
+
+    reopened = open_game(settings, "quit", ScriptedNarrator(), extractor({"facts": [TOBIAS]}))
+    reopened.memory.wait()  # the catch-up extraction of turn 1, in the background
+    assert "character-tobias-wren" in reopened.memory.state.entries
+    assert not reopened.memory.index_is_stale()
+    reopened.close()
+
+
 def test_unusable_extractor_output_is_logged_and_skipped(settings, caplog):
     answers = ["this is not JSON", json.dumps({"facts": [{**TOBIAS, "name": "Bartholomew"}]}),
                json.dumps({"facts": [{**TOBIAS, "importance": 99}]})]

@@ -76,6 +76,7 @@ class StoryMemory:
         self._extract_ms: dict[int, float] = {}
         self._problems: list[str] = []  # from the background, shown with the next reply
         self._last_mention: dict[str, int] = {}
+        self._closed = False
         self._refresh()
         for turn in campaign.turns:
             self._note_mentions(turn)
@@ -145,7 +146,8 @@ class StoryMemory:
         self.wait()
         with self._lock:
             self._note_mentions(turn)
-        self._start_worker(turn, index_events=True)
+            if not self._closed:  # after close (quit mid-turn) the next open catches up
+                self._start_worker(turn, index_events=True)
 
     def _start_worker(self, turn: Turn, index_events: bool) -> None:
         self._cancel = threading.Event()
@@ -310,6 +312,8 @@ class StoryMemory:
     def close(self, finish: bool = True) -> None:
         """Stop: with finish=False a running extraction is cancelled (the next open
         extracts that turn again)."""
+        with self._lock:
+            self._closed = True
         if not finish:
             self._cancel.set()
         self.wait()
