@@ -66,7 +66,7 @@ def measure(store, asked: list[tuple[str, str]]) -> dict[str, list[float]]:
         nearest(store, player_input, last_output, n)
         times["total"].append(_ms_since(started))
         started = time.perf_counter()
-        vectors = store.embed([player_input, f"{player_input}\n{last_output}"])
+        vectors = store.embed([player_input, f"{player_input}\n{last_output}"])  # as nearest
         times["embed"].append(_ms_since(started))
         started = time.perf_counter()
         store.query(vectors, n)

@@ -349,3 +349,9 @@ def test_an_unreachable_memory_server_is_one_clear_error(settings):
     with pytest.raises(CampaignError, match="Invalid --memory-url 'ftp://example'"):
         open_game(settings, "offline", ScriptedNarrator())
     assert Campaign.load(settings.saves_dir, "offline").turns == []  # nothing lost
+
+
+def test_reindex_of_an_unknown_campaign_is_one_clear_line(settings, capsys):
+    assert main(["reindex", "--campaign", "nowhere", "--saves-dir", str(settings.saves_dir)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("storyteller: No campaign named 'nowhere'") and "\n" not in error

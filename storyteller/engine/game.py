@@ -145,7 +145,7 @@ class Game:
         indexed and facts extracted, in the background) in its trace's `extract`."""
         if self.memory and reply.turn and reply.trace:
             self.memory.wait()
-            reply.trace.timings_ms["extract"] = round(self.memory.extract_ms(reply.turn.number), 3)
+            reply.trace.timings_ms["extract"] = round(self.memory.write_ms(reply.turn.number), 3)
 
     def close(self, finish: bool = True) -> None:
         """Stop the memory: finish (or, with finish=False, cancel) its background work."""

@@ -8,8 +8,9 @@ recency is RECENCY_DECAY ** (turns since the entry was last written or mentioned
 importance is rated 1-10 once, when the entry is written (Generative Agents, arXiv
 2304.03442, section 4.1). Pinned entries are always included.
 
-The query is the player input, and the input plus the last turn (for "open it" to find
-the letter the last turn was about), embedded together and searched in one Chroma call.
+The query is the player input, and the input plus the end of the last turn (for "open
+it" to find the letter the last turn was about), embedded together (a short text embeds
+faster) and searched in one Chroma call.
 A hit's similarity is the better of the two, the second discounted by CONTEXT_WEIGHT:
 otherwise the last narration, many times longer than the input, decides the search,
 and old turns that resemble it crowd out what the player asked about.
@@ -36,6 +37,7 @@ EVENT_CHUNKS_PER_TURN = 2  # a turn's exchange is one or two event chunks (entri
 MIN_RELEVANCE = 0.25  # a vector hit less similar than this is noise, not a memory
 KEYWORD_RELEVANCE = 1.0
 CONTEXT_WEIGHT = 0.7  # similarity to "input + last turn" counts 70% of similarity to input
+CONTEXT_WORDS = 40  # of the last narration, its end: what "it" and "her" refer to
 RECENCY_DECAY = 0.98  # per turn: a memory untouched for 34 turns has half its recency
 RECENCY_WEIGHT = 0.1
 IMPORTANCE_WEIGHT = 0.2
@@ -133,7 +135,8 @@ def nearest(store: MemoryStore, player_input: str, last_output: str, n: int,
             ) -> dict[str, tuple[MemoryEntry, float]]:
     """Entries near the input (or near the input plus the last narration, discounted),
     with their relevance: one batched embedding, one Chroma query."""
-    queries = [player_input] + ([f"{player_input}\n{last_output}"] if last_output else [])
+    context = " ".join(last_output.split()[-CONTEXT_WORDS:])
+    queries = [player_input] + ([f"{player_input}\n{context}"] if context else [])
     found: dict[str, tuple[MemoryEntry, float]] = {}
     for weight, hits in zip((1.0, CONTEXT_WEIGHT), store.query(store.embed(queries), n),
                             strict=False):

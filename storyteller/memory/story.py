@@ -7,14 +7,15 @@ on a campaign, it is rebuilt when it is missing, made with another embedding mod
 or does not hold what the sources say.
 
 After a turn is saved, a background thread indexes the turn's events and runs the
-extractor; the next recall (or undo, or close) waits for it first. Its time is the
-turn's `extract` timing.
+extractor; the next recall (or undo, or close) waits for it first. Its whole time
+(indexing and extraction) is the turn's `extract` timing.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,7 @@ class StoryMemory:
         self._worker: threading.Thread | None = None
         self._worker_turn = 0
         self._cancel = threading.Event()
-        self._extract_ms: dict[int, float] = {}
+        self._write_ms: dict[int, float] = {}  # per turn: its background memory writing
         self._problems: list[str] = []  # from the background, shown with the next reply
         self._last_mention: dict[str, int] = {}
         self._closed = False
@@ -157,6 +158,7 @@ class StoryMemory:
         self._worker.start()
 
     def _write_turn(self, turn: Turn, index_events: bool, cancel: threading.Event) -> None:
+        started = time.perf_counter()
         try:
             if index_events:
                 self.store.upsert([event for event in event_entries(turn)
@@ -169,12 +171,12 @@ class StoryMemory:
         except Exception as error:  # a bug here must never take the game down
             log.exception("turn %d: memory writer failed", turn.number)
             self._problems.append(f"Memory: turn {turn.number} was not remembered ({error}).")
+        self._write_ms[turn.number] = (time.perf_counter() - started) * 1000
 
     def _extract(self, turn: Turn, cancel: threading.Event) -> None:
         from storyteller.memory.extract import merge
 
         result = self.extractor.extract(turn, self.entries(), cancel)
-        self._extract_ms[turn.number] = result.ms
         if result.cancelled:
             return
         with self._lock:
@@ -296,8 +298,9 @@ class StoryMemory:
         problems, self._problems = self._problems, []
         return problems
 
-    def extract_ms(self, number: int) -> float:
-        return self._extract_ms.get(number, 0.0)
+    def write_ms(self, number: int) -> float:
+        """How long turn `number`'s background writing took (events and extraction)."""
+        return self._write_ms.get(number, 0.0)
 
     # -- lifecycle ----------------------------------------------------------
 
