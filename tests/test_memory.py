@@ -251,11 +251,17 @@ def test_extraction_runs_after_the_turn_and_the_next_turn_waits_for_it(settings)
     game.close()
 
 
-def test_undo_cancels_a_running_extraction(settings):
+def extraction_running(settings, name):
+    """A game whose first turn is played and whose extraction waits at a closed gate."""
     gated = GatedExtractor([json.dumps({"facts": [TOBIAS]})])
-    game = open_game(settings, "cancel", story_narrator(), gated)
+    game = open_game(settings, name, story_narrator(), gated)
     game.submit(PLANTED_ACTION)
     assert gated.started.wait(30)
+    return game
+
+
+def test_undo_cancels_a_running_extraction(settings):
+    game = extraction_running(settings, "cancel")
     assert game.submit("/undo").undone.number == 1  # the gate never opens: cancelled
     assert "character-tobias-wren" not in game.memory.state.entries
     records = MemoryJournal(game.campaign.path).records
@@ -264,10 +270,7 @@ def test_undo_cancels_a_running_extraction(settings):
 
 
 def test_an_extraction_cut_short_by_quitting_is_redone_on_the_next_start(settings):
-    gated = GatedExtractor([json.dumps({"facts": [TOBIAS]})])
-    game = open_game(settings, "quit", story_narrator(), gated)
-    game.submit(PLANTED_ACTION)
-    assert gated.started.wait(30)
+    game = extraction_running(settings, "quit")
     game.close(finish=False)  # quitting: the running extraction is cancelled
     game.memory.record_turn(game.campaign.turns[-1])  # a turn that ends after the quit
     assert game.memory._worker is None  # starts nothing once closed
@@ -355,3 +358,31 @@ def test_reindex_of_an_unknown_campaign_is_one_clear_line(settings, capsys):
     assert main(["reindex", "--campaign", "nowhere", "--saves-dir", str(settings.saves_dir)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("storyteller: No campaign named 'nowhere'") and "\n" not in error
+
+
+def test_the_memory_can_be_browsed_edited_pinned_and_deleted(settings):
+    """What a memory browser needs: list by kind, search, edit, pin, delete."""
+    from storyteller.memory.story import MemoryEntryNotFound
+
+    game = open_game(settings, "browse", story_narrator())
+    play(game, PLANTED_ACTION)
+    memory = game.memory
+    assert {e.kind for e in memory.entries("character")} == {"character"}
+    assert [e.turn for e in memory.entries("event")] == [1]
+    assert memory.search("Maren")[0].id == "character-maren-holt"  # by name first
+    assert any(e.id.startswith("event-1-") for e in memory.search("the buried brass key"))
+    edited = memory.update("character-maren-holt", "Maren Holt is a retired blacksmith.")
+    assert memory.set_pinned(edited.id, True).pinned
+    reply = play(game, "wait")
+    assert "Maren Holt is a retired blacksmith." in [i["text"] for i in reply.trace.retrieved
+                                                     if i["via"] == "pinned"]
+    memory.delete("character-maren-holt")
+    with pytest.raises(MemoryEntryNotFound):
+        memory.delete("character-maren-holt")
+    with pytest.raises(MemoryEntryNotFound):
+        memory.update(memory.entries("event")[0].id, "rewritten")
+    game.close()
+    reopened = open_game(settings, "browse", ScriptedNarrator())
+    assert "character-maren-holt" not in reopened.memory.state.entries
+    assert not reopened.memory.index_is_stale()
+    reopened.close()

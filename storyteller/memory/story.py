@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from storyteller.campaign import Campaign, CampaignError, Turn
@@ -54,6 +55,11 @@ PINNED_TOKEN_CAP = 256
 PIN_IMPORTANCE = 10
 
 Progress = Callable[[int], None]
+
+
+class MemoryEntryNotFound(LookupError):
+    """The entry is gone (forgotten, or undone with its turn), or is a story passage,
+    which only /forget changes."""
 
 
 class StoryMemory:
@@ -113,9 +119,13 @@ class StoryMemory:
         for entry_id in self.lorebook.mentioned(f"{turn.input}\n{turn.output}"):
             self._last_mention[entry_id] = turn.number
 
-    def entries(self) -> list[MemoryEntry]:
+    def entries(self, kind: str | None = None) -> list[MemoryEntry]:
+        """Every entry (of one kind): lore, extracted facts, pins; "event" lists the
+        story passages."""
+        if kind == "event":
+            return self.live_events()
         with self._lock:
-            return list(self.state.entries.values())
+            return [e for e in self.state.entries.values() if kind in (None, e.kind)]
 
     def live_events(self) -> list[MemoryEntry]:
         return [event for turn in self.campaign.turns for event in event_entries(turn)
@@ -221,6 +231,39 @@ class StoryMemory:
             self._refresh()
         self.store.upsert([entry])
         return entry, True
+
+    def search(self, query: str, limit: int = 50) -> list[MemoryEntry]:
+        """Entries named in the query, then the nearest in meaning, best first."""
+        with self._lock:
+            entries = dict(self.state.entries)
+            named = [entries[i] for i in self.lorebook.mentioned(query)]
+        nearest_first = sorted(nearest(self.store, query, "", limit).values(),
+                               key=lambda found: found[1], reverse=True)
+        found = named + [entries.get(hit.id, hit) for hit, _ in nearest_first
+                         if hit.id not in {e.id for e in named}]
+        return found[:limit]
+
+    def update(self, entry_id: str, text: str) -> MemoryEntry:
+        """Replace an entry's text (a player's edit: no turn's undo takes it back)."""
+        return self._edit(entry_id, text=text.strip())
+
+    def set_pinned(self, entry_id: str, pinned: bool) -> MemoryEntry:
+        return self._edit(entry_id, pinned=pinned)
+
+    def delete(self, entry_id: str) -> None:
+        if self.forget(entry_id) is None:
+            raise MemoryEntryNotFound(entry_id)
+
+    def _edit(self, entry_id: str, **changes) -> MemoryEntry:
+        with self._lock:
+            entry = self.state.entries.get(entry_id)
+            if entry is None:  # story passages are the transcript's: /forget, not edit
+                raise MemoryEntryNotFound(entry_id)
+            entry = replace(entry, **changes)
+            self.journal.put(entry, None, new=False)
+            self._refresh()
+        self.store.upsert([entry])
+        return entry
 
     def forget(self, entry_id: str) -> MemoryEntry | None:
         with self._lock:
