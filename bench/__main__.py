@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from bench.common import BENCH_DIR, machine
 
-SUITES = ["speed", "ttft", "startup"]
+SUITES = ["speed", "ttft", "retrieval", "startup"]
 
 
 def main(names: list[str]) -> int:

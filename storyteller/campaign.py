@@ -285,25 +285,70 @@ def _complete_lines(data: bytes) -> bytes:
     return data[: data.rfind(b"\n") + 1]
 
 
-def read_transcript(path: Path) -> list[Turn]:
-    """Replay a transcript's (or checkpoint's) records into the list of live turns."""
+def read_jsonl(path: Path) -> list[dict]:
+    """The complete JSON records of an append-only .jsonl file, in order ([] if absent).
+    A torn last line (a crash mid-write) belonged to a record that never completed."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
     except OSError as error:
         raise CampaignError(f"Cannot read {path}: {error.strerror}.") from None
-    turns: list[Turn] = []
+    records = []
     for number, raw in enumerate(_complete_lines(data).split(b"\n")[:-1], start=1):
         if not raw.strip():
             continue
         try:
-            _replay(json.loads(raw.decode("utf-8")), turns)
+            record = json.loads(raw.decode("utf-8"))
+            if not isinstance(record, dict):
+                raise TypeError("not an object")
+        except (ValueError, TypeError) as error:
+            raise CampaignError(_unreadable(path, number, error)) from None
+        records.append(record)
+    return records
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one record as a line, fsynced before returning. A torn last line (from a
+    crash) is cut first, and a partial write (a full disk) is taken back, so every
+    record starts on its own line. Raises OSError."""
+    data = _encode_record(record)
+    _drop_torn_tail(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _drop_torn_tail(path: Path) -> None:
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        os.truncate(path, len(_complete_lines(data)))
+
+
+def _unreadable(path: Path, number: int, error: Exception) -> str:
+    return (f"{path} line {number} is unreadable ({error.__class__.__name__}); "
+            "restore it from a backup or remove that line.")
+
+
+def read_transcript(path: Path) -> list[Turn]:
+    """Replay a transcript's (or checkpoint's) records into the list of live turns."""
+    turns: list[Turn] = []
+    for number, record in enumerate(read_jsonl(path), start=1):
+        try:
+            _replay(record, turns)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise CampaignError(
-                f"{path} line {number} is unreadable ({error.__class__.__name__}); "
-                "restore it from a backup or remove that line."
-            ) from None
+            raise CampaignError(_unreadable(path, number, error)) from None
     return turns
 
 
@@ -575,38 +620,15 @@ class Campaign:
     # -- writing -----------------------------------------------------------------
 
     def _append_record(self, record: dict) -> None:
-        data = _encode_record(record)
         transcript = self.transcript_path
         try:
-            self._drop_torn_tail(transcript)
-            fd = os.open(transcript, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                size = os.fstat(fd).st_size
-                try:
-                    _write_all(fd, data)
-                    os.fsync(fd)
-                except OSError:
-                    # Take a partial record back, so a later turn starts on its own line.
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(fd, size)
-                    raise
-            finally:
-                os.close(fd)
+            append_jsonl(transcript, record)
         except OSError as error:
             self._save_failed(error)
             raise CampaignError(f"Cannot write {transcript}: {_reason(error)}; the turn was "
                                 "not saved, free some disk space or make the saves "
                                 "directory writable, then try again.") from None
         self._saved()
-
-    @staticmethod
-    def _drop_torn_tail(transcript: Path) -> None:
-        """Cut a torn last line (from a crash) so the next record starts on its own line."""
-        if not transcript.exists():
-            return
-        data = transcript.read_bytes()
-        if data and not data.endswith(b"\n"):
-            os.truncate(transcript, len(_complete_lines(data)))
 
     def _saved(self) -> None:
         self.last_saved = now_iso()

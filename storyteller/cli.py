@@ -36,6 +36,16 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
 def _add_saves_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--saves-dir", type=Path,
                         help="where campaigns live (default ./saves, or $STORYTELLER_SAVES_DIR)")
+    _add_memory_flags(parser)
+    parser.add_argument("--extractor-model",
+                        help="model that notes facts after each turn: like --model, or 'off' "
+                             "(default: the narrator's)")
+
+
+def _add_memory_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--memory-url",
+                        help="Chroma server for the story memory, http://HOST:PORT "
+                             "(default: an index inside the campaign folder)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,13 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="md: a readable story; json: the story as data; "
                              "log: the content log")
     _add_saves_flag(export)
+    reindex = commands.add_parser(
+        "reindex", help="rebuild a campaign's memory index from its world, memories and "
+                        "transcript (no model needed)")
+    reindex.add_argument("--campaign", required=True, help="the campaign to reindex")
+    _add_saves_flag(reindex)
+    _add_memory_flags(reindex)
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Flags that were given override environment variables and defaults."""
     fields = ("world", "model", "seed", "max_tokens", "n_ctx", "n_threads", "saves_dir",
-              "content_log_level")
+              "content_log_level", "memory_url", "extractor_model")
     return Settings(**{name: getattr(args, name) for name in fields
                        if getattr(args, name, None) is not None})
 
@@ -84,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             from storyteller.headless import run_script
 
             return run_script(settings, args.campaign, args.script, args.trace)
+        if args.command == "reindex":
+            from storyteller.memory.reindex import reindex_campaign
+
+            return reindex_campaign(settings, args.campaign)
         if args.command == "worlds":
             from storyteller.context.world import world_names
 

@@ -53,3 +53,9 @@ class Settings(BaseSettings):
     content_log_level: int = Field(
         0, ge=0, le=3, description="Content log in saves/<campaign>/logs/: 0 off, 1 per-turn "
         "summary, 2 key stages, 3 full prompts and outputs.")
+    memory_url: str | None = Field(
+        None, description="Chroma server for the story memory (http://HOST:PORT); default: "
+                          "an embedded index in saves/<campaign>/memory/.")
+    extractor_model: str | None = Field(
+        None, description="Model that notes facts after each turn: like --model, or 'off'; "
+                          "default: the narrator's model.")

@@ -41,10 +41,11 @@ def run_script(settings: Settings, campaign_name: str, script: Path,
         if reply.turn:
             print("\n", flush=True)
         if reply.trace and trace_path:
+            game.settle(reply)  # the turn's extraction time goes into its trace
             append_trace(trace_path, reply.trace)
         if reply.quit:
             break
-    game.close()
+    game.close()  # the last turn's memory is written before we exit
     return 1 if failures else 0
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -20,7 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(saves_dir=tmp_path / "saves", seed=7, max_tokens=40)
+    """Extraction is off: with a scripted narrator it would eat the canned replies. The
+    memory tests turn it on with their own extractor."""
+    return Settings(saves_dir=tmp_path / "saves", seed=7, max_tokens=40, extractor_model="off")
 
 
 @pytest.fixture
@@ -106,3 +113,50 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def files_of():
     return snapshot
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real `chroma run` server on 127.0.0.1 (the CLI ships with chromadb), started
+    once for the session and always terminated. Yields its URL."""
+    port = _free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    log = tmp_path_factory.mktemp("chroma") / "server.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [str(chroma), "run", "--host", "127.0.0.1", "--port", str(port),
+             "--path", str(tmp_path_factory.mktemp("chroma-data"))],
+            stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"chroma run did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def memory_settings(request, settings):
+    """The settings for memory tests, once with the embedded index and once with a real
+    Chroma server."""
+    if request.param == "server":
+        return settings.model_copy(update={"memory_url": request.getfixturevalue(
+            "chroma_server")})
+    return settings

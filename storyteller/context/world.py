@@ -1,4 +1,9 @@
-"""Worlds (prompts/worlds/*.toml) and the narrator system prompt (prompts/narrator.txt)."""
+"""Worlds (prompts/worlds/*.toml) and the narrator system prompt (prompts/narrator.txt).
+
+A world has a title, a setting (the premise, in the system prompt), an opening scene,
+and lore: [[characters]], [[locations]], [[items]] and [[plot]] tables, each with a
+name, a text, optional aliases, an importance (1-10) and a pinned flag. The story
+memory loads the lore when a campaign starts."""
 
 from __future__ import annotations
 
@@ -7,9 +12,26 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from storyteller.narrator.base import NarratorError
 
 SYSTEM_PROMPT_FILE = "narrator.txt"
+LORE_TABLES = {"characters": "character", "locations": "location", "items": "item",
+               "plot": "plot"}
+
+
+class LoreEntry(BaseModel):
+    """One [[characters]] / [[locations]] / [[items]] / [[plot]] table of a world file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=80)
+    text: str = Field(min_length=1, max_length=1000)
+    aliases: tuple[str, ...] = ()
+    importance: int = Field(5, ge=1, le=10)
+    pinned: bool = False
+    kind: str = ""  # filled from the table it came from
 
 
 @dataclass(frozen=True)
@@ -18,16 +40,41 @@ class World:
     title: str
     setting: str
     opening: str
+    lore: tuple[LoreEntry, ...] = ()
 
     @classmethod
     def from_toml(cls, name: str, text: str, origin: str) -> World:
         try:
             data = tomllib.loads(text)
             return cls(name, str(data["title"]), str(data["setting"]).strip(),
-                       str(data.get("opening", "")).strip())
+                       str(data.get("opening", "")).strip(), _read_lore(data, origin))
         except (tomllib.TOMLDecodeError, KeyError) as error:
             raise NarratorError(f"World file {origin} is invalid ({error}); it needs "
                                 "'title' and 'setting'.") from None
+
+
+def _read_lore(data: dict, origin: str) -> tuple[LoreEntry, ...]:
+    lore = []
+    for table, kind in LORE_TABLES.items():
+        for number, item in enumerate(data.get(table, []), start=1):
+            try:
+                if not isinstance(item, dict):
+                    raise TypeError("use [[" + table + "]] tables")
+                lore.append(LoreEntry(**{**item, "kind": kind}))
+            except (ValidationError, TypeError) as error:
+                problem = _first_problem(error)
+                raise NarratorError(f"World file {origin} is invalid ([[{table}]] number "
+                                    f"{number}: {problem}); each entry needs a 'name' and "
+                                    "a 'text'.") from None
+    return tuple(lore)
+
+
+def _first_problem(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        problem = error.errors()[0]
+        field = ".".join(str(part) for part in problem["loc"])
+        return f"{field}: {problem['msg']}" if field else problem["msg"]
+    return str(error)
 
 
 def world_names(prompts_dir: Path) -> list[str]:

@@ -3,6 +3,7 @@ the TUI's completion are generated from this registry. Handlers return a Reply."
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from storyteller.engine.game import ChunkCallback, Game, Reply
+    from storyteller.memory.story import StoryMemory
 
 Argument = Literal["none", "optional", "required"]
 
@@ -152,3 +154,76 @@ def _quit(context: CommandContext) -> Reply:
     from storyteller.engine.game import Reply
 
     return Reply(message="Saved. Farewell, traveler.", quit=True)
+
+
+# -- memory -------------------------------------------------------------------
+
+LISTED_MEMORIES = 40  # /memory shows at most this many lines
+MEMORY_OFF = "The story memory is off in this game."
+
+
+def _needs_memory(handler: Callable[[CommandContext, StoryMemory], Reply]):
+    """A memory command answers MEMORY_OFF in a game that has no memory."""
+    @functools.wraps(handler)
+    def checked(context: CommandContext) -> Reply:
+        from storyteller.engine.game import Reply
+
+        if context.game.memory is None:
+            return Reply(message=MEMORY_OFF)
+        return handler(context, context.game.memory)
+    return checked
+
+
+@command("/remember", "pin a fact the story must always keep", usage="/remember TEXT",
+         argument="required")
+@_needs_memory
+def _remember(context: CommandContext, memory: StoryMemory) -> Reply:
+    from storyteller.engine.game import Reply
+
+    entry, new = memory.remember(context.argument)
+    if not new:
+        return Reply(message=f"Already remembered as {entry.id}.")
+    return Reply(message=f"Remembered, always: {entry.text} ({entry.id}; "
+                         f"/forget {entry.id} drops it).")
+
+
+@command("/forget", "drop a memory by its id (/memory shows ids)", usage="/forget ID",
+         argument="required")
+@_needs_memory
+def _forget(context: CommandContext, memory: StoryMemory) -> Reply:
+    from storyteller.engine.game import Reply
+
+    entry = memory.forget(context.argument)
+    if entry is None:
+        return Reply(message=f"No memory with id {context.argument!r}; /memory lists them.")
+    return Reply(message=f"Forgotten: {_line(entry.text)}")
+
+
+@command("/memory", "what the story remembers, or what a query brings back",
+         usage="/memory [QUERY]", argument="optional")
+@_needs_memory
+def _memory(context: CommandContext, memory: StoryMemory) -> Reply:
+    from storyteller.engine.game import Reply
+    from storyteller.memory.story import listing_order
+
+    query = context.argument
+    if query:
+        recall = memory.recall([], query, context.game.campaign.next_turn_number)
+        found = recall.pinned + recall.memories
+        lines = [f"What '{query}' brings back ({len(found)}, best first within each group):"]
+        lines += [f"  {item.score:4.2f} {item.via:7} {item.entry.id}  {_line(item.text)}"
+                  for item in found]
+        return Reply(message="\n".join(lines), notices=recall.notices)
+    entries = listing_order(memory.entries())
+    lines = [f"The story remembers {len(entries)} things and {len(memory.live_events())} "
+             "story passages (/memory QUERY searches them; /forget ID drops one):"]
+    lines += [f"  {'pinned ' if e.pinned else ''}{e.kind:9} {e.id}  {_line(e.text)}"
+              for e in entries[:LISTED_MEMORIES]]
+    if len(entries) > LISTED_MEMORIES:
+        lines.append(f"  … and {len(entries) - LISTED_MEMORIES} more: /memory QUERY finds them.")
+    return Reply(message="\n".join(lines))
+
+
+def _line(text: str, width: int = 90) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from storyteller.campaign import Campaign, CampaignError, SaveState, Turn
 from storyteller.config import Settings
@@ -26,7 +27,12 @@ from storyteller.engine.text import clean_player_input
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.narrator.base import GenerationStats, Narrator, NarratorError, SamplingOptions
 
+if TYPE_CHECKING:
+    from storyteller.memory.retrieve import Recall
+    from storyteller.memory.story import StoryMemory
+
 EMPTY_ANSWER_RETRIES = 2  # a model that returns nothing gets this many more tries
+RECALL_RECENT_TURNS = 4  # names in this many last turns activate their lore entries
 
 class TurnCancelled(Exception):
     """The player cancelled the narration; nothing was recorded."""
@@ -53,10 +59,14 @@ ChunkCallback = Callable[[str], None]
 
 class Game:
     def __init__(self, campaign: Campaign, narrator: Narrator, settings: Settings,
-                 world: World, system_text: str, background: Narrator | None = None):
-        """`background` does the work behind the player's back (summaries): a second
-        context on the same model keeps the narrator's KV cache for the story."""
+                 world: World, system_text: str, memory: StoryMemory | None = None,
+                 background: Narrator | None = None, owns_models: bool = False):
+        """`background` does the work behind the player's back (summaries, and the
+        memory's extraction): a second context on the same model keeps the narrator's
+        KV cache for the story."""
         self.campaign = campaign
+        self.memory = memory
+        self.owns_models = owns_models  # loaded by open_game: close() frees them
         self.world = world
         self.narrator = narrator
         self.settings = settings
@@ -81,12 +91,16 @@ class Game:
                                    settings.share_history),
                       memories_first=settings.prompt_layout == "memories-first")
 
-    def close(self) -> None:
-        """Finish background work and free the models."""
+    def close(self, finish: bool = True) -> None:
+        """Finish (or, with finish=False, cancel) the memory's background work, wait for
+        the summary, then free the models this game loaded."""
+        if self.memory:
+            self.memory.close(finish)
         self.summarizer.wait()
-        self.narrator.close()
-        if self.summarizer.narrator is not self.narrator:
-            self.summarizer.narrator.close()
+        if self.owns_models:
+            self.narrator.close()
+            if self.summarizer.narrator is not self.narrator:
+                self.summarizer.narrator.close()
 
     def submit(self, raw_text: str, on_chunk: ChunkCallback | None = None,
                cancel: threading.Event | None = None) -> Reply:
@@ -128,6 +142,8 @@ class Game:
         if undone is None:
             return Reply(message="Nothing to undo yet.")
         self.summarizer.summaries.invalidate_from(undone.number)
+        if self.memory:
+            self.memory.undo_turn(undone.number)
         return Reply(message=f"Turn {undone.number} taken back.", undone=undone)
 
     def save_checkpoint(self, name: str) -> Reply:
@@ -140,8 +156,14 @@ class Game:
         self.summarizer.wait()
         before = list(self.campaign.turns)
         kept = self.campaign.load_checkpoint(name)
-        # Summaries of turns the checkpoint does not share no longer hold.
-        self.summarizer.summaries.invalidate_from(_shared_turns(before, self.campaign.turns) + 1)
+        shared = _shared_turns(before, self.campaign.turns)
+        # Summaries and memories of turns the checkpoint does not share no longer hold.
+        self.summarizer.summaries.invalidate_from(shared + 1)
+        if self.memory:
+            for turn in reversed(before[shared:]):
+                self.memory.undo_turn(turn.number)
+            for turn in self.campaign.turns[shared:]:
+                self.memory.record_turn(turn)
         loaded = self.campaign.checkpoint_path(name).stem
         return Reply(message=f"Loaded checkpoint {loaded!r}: {len(self.campaign.turns)} turns. "
                              f"The story before loading is kept as {kept!r} (/load {kept}).",
@@ -186,10 +208,17 @@ class Game:
         self.summarizer.wait()  # usually long done: it ran while the player was typing
         history = self.campaign.turns[:-1] if replacing else self.campaign.turns
         number = replacing.number if replacing else self.campaign.next_turn_number
-        timings = {"retrieve": 0.0, "extract": 0.0}
+        timings = {"extract": 0.0}  # extraction runs after the turn: see settle()
 
         started = time.perf_counter()
-        plan = build_prompt(self.narrator, self.prompt_parts(history, player_input),
+        recall = None
+        if self.memory:
+            recall = self.memory.recall(history[-RECALL_RECENT_TURNS:], player_input, number,
+                                        hide_turn=replacing.number if replacing else None)
+        timings["retrieve"] = _ms_since(started)
+
+        started = time.perf_counter()
+        plan = build_prompt(self.narrator, self.prompt_parts(history, player_input, recall),
                             self.budget)
         timings["budget"] = _ms_since(started)
 
@@ -214,15 +243,34 @@ class Game:
         timings["save"] = _ms_since(started)
         self._start_summary(plan)
 
+        notices = list(plan.notices)
+        if self.memory:
+            if replacing:
+                self.memory.undo_turn(replacing.number)
+            self.memory.record_turn(turn)  # in the background
+            notices += recall.notices + self.memory.take_problems()
         trace = self._trace(turn, plan, stats, timings, seed)
-        return Reply(turn=turn, trace=trace, notices=plan.notices, plan=plan)
+        trace.retrieved = recall.trace() if recall else []
+        return Reply(turn=turn, trace=trace, notices=notices, plan=plan)
 
-    def prompt_parts(self, history: list[Turn], player_input: str) -> PromptParts:
+    def settle(self, reply: Reply) -> None:
+        """Wait for the memory writes of the reply's turn and put their time (events
+        indexed and facts extracted, in the background) in its trace's `extract`."""
+        if self.memory and reply.turn and reply.trace:
+            self.memory.wait()
+            reply.trace.timings_ms["extract"] = round(self.memory.write_ms(reply.turn.number), 3)
+
+    def prompt_parts(self, history: list[Turn], player_input: str,
+                     recall: Recall | None = None) -> PromptParts:
         """What this turn's prompt may hold: the turns the summary does not cover yet,
-        the summary, and (seams for the memory component) pinned facts and memories."""
-        return PromptParts(system=self.system_text, opening=self.world.opening,
-                           summary=self.summarizer.summaries.current.text,
-                           history=self.summarizer.history(history), player_input=player_input)
+        the summary, and from the story memory's recall, pinned facts and memories."""
+        parts = PromptParts(system=self.system_text, opening=self.world.opening,
+                            summary=self.summarizer.summaries.current.text,
+                            history=self.summarizer.history(history), player_input=player_input)
+        if recall:
+            parts.pinned = [item.text for item in recall.pinned]
+            parts.memories = [item.to_prompt() for item in recall.memories]
+        return parts
 
     def _start_summary(self, plan: PromptPlan) -> None:
         """Shares are sized with a typical input, so they do not move turn to turn."""

@@ -29,7 +29,7 @@ class StorytellerApp(App):
         self.campaign_name = campaign_name
         self.narrator = narrator
         self.memory_hook = memory_hook
-        self.owned_games: list[Game] = []  # their models were loaded here: closed on exit
+        self.games: list[Game] = []  # closed on exit (with their models, if they loaded them)
 
     def on_mount(self) -> None:
         self.theme = DARK_THEME
@@ -59,8 +59,8 @@ class StorytellerApp(App):
         self.theme = LIGHT_THEME if self.theme == DARK_THEME else DARK_THEME
 
     def on_unmount(self) -> None:
-        for game in self.owned_games:
-            game.close()
+        for game in self.games:
+            game.close(finish=False)  # a cut extraction is redone on the next start
 
 
 def make_app(settings: Settings, campaign_name: str | None = None,

@@ -145,8 +145,7 @@ class GameScreen(Screen):
 
     async def on_game_loaded(self, message: GameLoaded) -> None:
         game = message.game
-        if self.injected_narrator is None:
-            self.app.owned_games.append(game)
+        self.app.games.append(game)
         self.memory = self.memory_hook(game)
         await self.query_one("#loading").remove()
         await self._show_story(game)

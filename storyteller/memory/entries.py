@@ -1,0 +1,143 @@
+"""Memory entries: what the story remembers, one fact or story chunk each.
+
+Entries of kind character / location / item / plot carry a name and aliases, so the
+retriever can activate them when the player (or the story) mentions them. `event`
+entries are chunks of the transcript; `summary` entries hold summaries of old turns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+
+from storyteller.campaign import Turn
+from storyteller.context.world import LoreEntry
+
+KINDS = ("character", "location", "item", "plot", "event", "summary")
+NAMED_KINDS = ("character", "location", "item", "plot")
+SOURCES = ("world", "player", "extracted", "story", "summary")
+EVENT_IMPORTANCE = 3
+EVENT_CHUNK_WORDS = 90  # all-MiniLM-L6-v2 reads 256 word pieces; a chunk stays well inside
+EVENT_INPUT_WORDS = 30  # the player's action, repeated at the head of every chunk
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?…\"”])\s+")
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    id: str
+    kind: str
+    text: str
+    name: str = ""
+    aliases: tuple[str, ...] = ()
+    turn: int = 0  # the turn that created or last changed it (0: before the first turn)
+    importance: int = 5  # 1-10, rated once when written
+    pinned: bool = False
+    source: str = "story"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown memory kind {self.kind!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown memory source {self.source!r}")
+        if not 1 <= self.importance <= 10:
+            raise ValueError(f"importance {self.importance} is not within 1-10")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The name and aliases: what keyword activation looks for."""
+        return tuple(n for n in (self.name, *self.aliases) if n)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "aliases": list(self.aliases)}
+
+    @classmethod
+    def from_json(cls, record: dict) -> MemoryEntry:
+        return cls(id=str(record["id"]), kind=str(record["kind"]), text=str(record["text"]),
+                   name=str(record.get("name", "")),
+                   aliases=tuple(str(a) for a in record.get("aliases", ())),
+                   turn=int(record.get("turn", 0)), importance=int(record.get("importance", 5)),
+                   pinned=bool(record.get("pinned", False)),
+                   source=str(record.get("source", "story")))
+
+    def metadata(self) -> dict:
+        """Chroma metadata: scalars only (aliases joined by '|')."""
+        return {"kind": self.kind, "name": self.name, "aliases": "|".join(self.aliases),
+                "turn": self.turn, "importance": self.importance, "pinned": self.pinned,
+                "source": self.source}
+
+    @classmethod
+    def from_metadata(cls, entry_id: str, text: str, metadata: dict) -> MemoryEntry:
+        aliases = tuple(a for a in str(metadata.get("aliases", "")).split("|") if a)
+        return cls.from_json({**metadata, "id": entry_id, "text": text, "aliases": aliases})
+
+
+def normalize_name(name: str) -> str:
+    """Names compare without case, punctuation, a possessive 's, extra spaces or a
+    leading article: "The Ember-Stone's" is "ember stone"."""
+    words = re.sub(r"[^\w\s]", " ", _POSSESSIVE.sub("", name.casefold())).split()
+    if len(words) > 1 and words[0] in ("the", "a", "an"):
+        words = words[1:]
+    return " ".join(words)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", normalize_name(text)).strip("-")[:48] or "entry"
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
+def named_entry_id(kind: str, name: str) -> str:
+    return f"{kind}-{slug(name)}"
+
+
+def world_entries(lore: tuple[LoreEntry, ...]) -> list[MemoryEntry]:
+    """A world's lore as memory entries (turn 0, source 'world')."""
+    return [MemoryEntry(id=named_entry_id(item.kind, item.name), kind=item.kind,
+                        text=with_name(item.name, item.text), name=item.name,
+                        aliases=item.aliases, importance=item.importance,
+                        pinned=item.pinned, source="world")
+            for item in lore]
+
+
+def with_name(name: str, text: str, aliases: tuple[str, ...] = ()) -> str:
+    """A named entry's text must say whom it is about, on its own in the prompt."""
+    text = text.strip()
+    said = f" {normalize_name(text)} "
+    if any(f" {normalize_name(n)} " in said for n in (name, *aliases) if n):
+        return text
+    return f"{name[:1].upper()}{name[1:]}: {text}"
+
+
+def event_entries(turn: Turn) -> list[MemoryEntry]:
+    """A turn's exchange as `event` chunks of about EVENT_CHUNK_WORDS words, cut at
+    sentence ends. Each chunk repeats the (shortened) action, so it stands alone.
+    Ids come from the turn and the text, so a reindex recreates the same ids."""
+    action = " ".join(turn.input.split()[:EVENT_INPUT_WORDS])
+    chunks: list[str] = []
+    current: list[str] = []
+    for piece in _sentence_pieces(turn.output):
+        if current and len(" ".join([*current, piece]).split()) > EVENT_CHUNK_WORDS:
+            chunks.append(" ".join(current))
+            current = []
+        current.append(piece)
+    if current:
+        chunks.append(" ".join(current))
+    entries = []
+    for index, chunk in enumerate(chunks or [""]):
+        text = f"Turn {turn.number}. The player: {action} The story: {chunk}".strip()
+        entries.append(MemoryEntry(id=f"event-{turn.number}-{index}-{short_hash(text)}",
+                                   kind="event", text=text, turn=turn.number,
+                                   importance=EVENT_IMPORTANCE, source="story"))
+    return entries
+
+
+def _sentence_pieces(text: str):
+    """Sentences, with any sentence longer than a chunk cut into chunk-sized pieces."""
+    for sentence in _SENTENCE_END.split(text.strip()):
+        words = sentence.split()
+        for start in range(0, len(words), EVENT_CHUNK_WORDS):
+            yield " ".join(words[start:start + EVENT_CHUNK_WORDS])

@@ -1,0 +1,194 @@
+"""Extraction: after a turn, a model lists the characters, locations, items and plot
+facts the turn introduced or changed, as JSON constrained by a schema (llama.cpp turns
+it into a grammar, so the output parses). It is still validated: a fact that breaks
+the schema or names something the turn never mentions is rejected and logged, never
+stored. Facts are merged into existing entries by name or alias."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from storyteller.campaign import Turn
+from storyteller.memory.entries import (
+    MemoryEntry,
+    named_entry_id,
+    normalize_name,
+    with_name,
+)
+from storyteller.memory.retrieve import Lorebook
+from storyteller.narrator.base import Message, Narrator, NarratorError, SamplingOptions, complete
+
+log = logging.getLogger(__name__)
+
+PROMPT_FILE = "extract.txt"
+MAX_TOKENS = 400  # the schema caps 3 facts of at most ~100 tokens each
+TURN_CHARS = 1500  # of the turn's text shown to the extractor
+KNOWN_NAMES = 30  # names already known, listed so the model reuses them
+ENTRY_CHARS = 600  # a merged entry's text is kept under this length
+NOT_NAMES = {"you", "i", "me", "player", "the player", "narrator", "the narrator", "he",
+             "she", "they", "it", "we"}
+
+Name = Annotated[str, Field(min_length=2, max_length=40)]
+
+
+class Fact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["character", "location", "item", "plot"]
+    name: Name
+    aliases: list[Name] = Field(max_length=2)
+    text: str = Field(min_length=8, max_length=160)
+    importance: int = Field(ge=1, le=10)
+
+
+class Facts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    facts: list[Fact] = Field(max_length=3)
+
+
+FACTS_SCHEMA = Facts.model_json_schema()
+
+
+@dataclass
+class Extraction:
+    facts: list[Fact] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # why each rejected fact was rejected
+    ms: float = 0.0
+    cancelled: bool = False
+
+
+class Extractor:
+    def __init__(self, narrator: Narrator, prompts_dir: Path, seed: int | None = None,
+                 owns_narrator: bool = False):
+        self.narrator = narrator
+        self.instructions = (prompts_dir / PROMPT_FILE).read_text(encoding="utf-8").strip()
+        self.seed = seed
+        self.owns_narrator = owns_narrator  # a separate --extractor-model, closed with us
+
+    def close(self) -> None:
+        if self.owns_narrator:
+            self.narrator.close()
+
+    def extract(self, turn: Turn, known: list[MemoryEntry],
+                cancel: threading.Event | None = None) -> Extraction:
+        """The facts of a turn. `known` are the entries so far: their names are shown to
+        the model (those the turn mentions first), and a fact may use the full name of
+        a known entry the turn mentions by an alias ("Maren Holt" for "Maren")."""
+        started = time.perf_counter()
+        cancel = cancel or threading.Event()
+        mentioned_ids = Lorebook(known).mentioned(f"{turn.input}\n{turn.output}")
+        mentioned = [entry for entry in known if entry.id in mentioned_ids]
+        names = [e.name for e in mentioned + [e for e in known if e not in mentioned] if e.name]
+        try:
+            text, _ = complete(self.narrator, self._prompt(turn, names),
+                               self._options(turn), FACTS_SCHEMA, cancel)
+            result = Extraction(cancelled=cancel.is_set())
+            if not result.cancelled:
+                result = validate(text, turn, {normalize_name(name) for entry in mentioned
+                                               for name in entry.names})
+        except (NarratorError, ValueError, RuntimeError) as error:  # llama.cpp: n_ctx
+            result = Extraction(rejected=[f"the extractor failed: {error}"])
+        result.ms = (time.perf_counter() - started) * 1000
+        for reason in result.rejected:
+            log.warning("turn %d: extraction output skipped: %s", turn.number, reason)
+        return result
+
+    def _prompt(self, turn: Turn, known_names: list[str]):
+        """The instructions and the turn, cut until the answer fits the context too."""
+        story = f"The player: {turn.input}\nThe story: {turn.output}"[:TURN_CHARS]
+        known = ", ".join(known_names[:KNOWN_NAMES]) or "none yet"
+        while True:
+            body = f"Names known so far: {known}\n\nThe latest turn:\n{story}\n\nAnswer in JSON."
+            prompt = self.narrator.render([Message.of("system", self.instructions, "system"),
+                                           Message.of("user", body, "input")])
+            room = self.narrator.n_ctx - MAX_TOKENS
+            if len(prompt) <= room or len(story) < 100:
+                return prompt
+            story = story[: int(len(story) * room / len(prompt) * 0.9)]
+
+    def _options(self, turn: Turn) -> SamplingOptions:
+        seed = (self.seed or 0) * 7919 + turn.number  # repeatable with --seed
+        return SamplingOptions(temperature=0.2, top_p=0.9, top_k=40, repeat_penalty=1.0,
+                               max_tokens=MAX_TOKENS, seed=seed % 2**31)
+
+
+def validate(text: str, turn: Turn, also_mentioned: set[str] | None = None) -> Extraction:
+    """Parse the model's answer; keep the facts about things the turn mentions (by
+    name, or as one of the also_mentioned names)."""
+    try:
+        # strict=False: a raw newline inside a string is still a readable answer
+        answer = Facts.model_validate(json.loads(text, strict=False))
+    except (ValueError, ValidationError) as error:
+        first = str(error).splitlines()[0][:160]
+        return Extraction(rejected=[f"not valid facts JSON ({first}): {text[:200]!r}"])
+    said = normalize_name(f"{turn.input} {turn.output}")
+    also_mentioned = also_mentioned or set()
+
+    def mentioned(name: str) -> bool:
+        return name in also_mentioned or f" {name} " in f" {said} "
+
+    result = Extraction()
+    for fact in answer.facts:
+        name = normalize_name(fact.name)
+        if not name or name in NOT_NAMES:
+            result.rejected.append(f"{fact.name!r} is not a name")
+        elif not mentioned(name):
+            result.rejected.append(f"{fact.name!r} is not mentioned in the turn")
+        else:
+            aliases = [a for a in fact.aliases if normalize_name(a) not in NOT_NAMES
+                       and normalize_name(a) != name and mentioned(normalize_name(a))]
+            result.facts.append(fact.model_copy(update={"name": fact.name.strip(),
+                                                        "aliases": aliases}))
+    return result
+
+
+def merge(fact: Fact, entries: dict[str, MemoryEntry], turn: int) -> MemoryEntry | None:
+    """The entry this fact creates or updates, or None when it adds nothing. A fact about
+    a known name or alias updates that entry (its text grows by the new sentence, its
+    aliases by the new ones), whatever the kind the model gave it."""
+    keys = {normalize_name(n) for n in (fact.name, *fact.aliases)}
+    existing = next((entry for entry in entries.values()
+                     if entry.kind != "event" and keys & {normalize_name(n) for n in entry.names}),
+                    None)
+    if existing is None:
+        return MemoryEntry(id=_free_id(fact, entries), kind=fact.kind,
+                           text=with_name(fact.name, fact.text), name=fact.name,
+                           aliases=tuple(fact.aliases), turn=turn, importance=fact.importance,
+                           source="extracted")
+    sentence = with_name(existing.name, fact.text, existing.aliases)
+    known = {normalize_name(n) for n in existing.names}
+    new_aliases = tuple(a for a in (fact.name, *fact.aliases)
+                        if normalize_name(a) not in known)
+    new_text = normalize_name(sentence) not in normalize_name(existing.text)
+    if not new_text and not new_aliases:
+        return None
+    text = _grow(existing.text, sentence) if new_text else existing.text
+    return replace(existing, text=text, aliases=existing.aliases + new_aliases, turn=turn,
+                   importance=max(existing.importance, fact.importance))
+
+
+def _free_id(fact: Fact, entries: dict[str, MemoryEntry]) -> str:
+    base = named_entry_id(fact.kind, fact.name)
+    candidate, number = base, 2
+    while candidate in entries:
+        candidate, number = f"{base}-{number}", number + 1
+    return candidate
+
+
+def _grow(text: str, sentence: str) -> str:
+    """Append a sentence on its own line; past ENTRY_CHARS, drop the oldest added lines
+    but keep the first (what the entry is) and the newest."""
+    head, *rest = [part for part in text.split("\n") if part]
+    rest.append(sentence)
+    while len(rest) > 1 and len(head) + sum(len(part) + 1 for part in rest) > ENTRY_CHARS:
+        rest.pop(0)
+    return "\n".join([head, *rest])

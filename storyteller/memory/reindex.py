@@ -1,0 +1,31 @@
+"""`storyteller reindex --campaign NAME`: rebuild a campaign's memory index from its
+sources of truth (the world file, memories.jsonl and the transcript), with a progress
+bar. No model is loaded: extracted facts come from memories.jsonl."""
+
+from __future__ import annotations
+
+import sys
+
+from storyteller.campaign import WORLD_FILE, Campaign
+from storyteller.config import Settings
+from storyteller.context.world import World
+
+
+def reindex_campaign(settings: Settings, name: str) -> int:
+    from tqdm import tqdm
+
+    from storyteller.memory.embedder import shared_embedder
+    from storyteller.memory.store import MemoryStore
+    from storyteller.memory.story import StoryMemory
+
+    campaign = Campaign.load(settings.saves_dir, name)
+    world = World.from_toml(campaign.meta.get("world", ""), campaign.world_text,
+                            origin=str(campaign.path / WORLD_FILE))
+    store = MemoryStore.open(campaign.path, settings.memory_url, shared_embedder())
+    memory = StoryMemory(campaign, world, store, extractor=None)
+    with tqdm(desc=f"Reindexing {campaign.name}", unit=" memories", file=sys.stderr) as bar:
+        count = memory.reindex(progress=bar.update, total=lambda n: setattr(bar, "total", n))
+    memory.close()
+    where = settings.memory_url or campaign.path / "memory"
+    print(f"Reindexed {count} memories of {campaign.name} into {where}.")
+    return 0

@@ -1,0 +1,165 @@
+"""Choosing what the narrator is reminded of: keyword activation, scoring, fitting.
+
+    score = relevance + RECENCY_WEIGHT * recency + IMPORTANCE_WEIGHT * importance / 10
+
+relevance is KEYWORD_RELEVANCE when the entry's name or an alias was mentioned in the
+input or the last few turns (a lorebook), else its cosine similarity with the query;
+recency is RECENCY_DECAY ** (turns since the entry was last written or mentioned);
+importance is rated 1-10 once, when the entry is written (Generative Agents, arXiv
+2304.03442, section 4.1). Pinned entries are always included.
+
+The query is the player input, and the input plus the end of the last turn (for "open
+it" to find the letter the last turn was about), embedded together (a short text embeds
+faster) and searched in one Chroma call.
+A hit's similarity is the better of the two, the second discounted by CONTEXT_WEIGHT:
+otherwise the last narration, many times longer than the input, decides the search,
+and old turns that resemble it crowd out what the player asked about.
+Relevance dominates the score on purpose: the recent turns are in the prompt verbatim
+already, so recency and importance only order memories of similar relevance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from storyteller.context.prompt import PromptMemory
+from storyteller.memory.entries import MemoryEntry, normalize_name
+
+if TYPE_CHECKING:
+    from storyteller.memory.store import MemoryStore
+
+KEYWORD_SCAN_TURNS = 3  # keyword activation looks at the input and this many last turns
+VECTOR_CANDIDATES = 12  # nearest entries fetched from Chroma before scoring
+EVENT_CHUNKS_PER_TURN = 2  # a turn's exchange is one or two event chunks (entries.py)
+MIN_RELEVANCE = 0.25  # a vector hit less similar than this is noise, not a memory
+KEYWORD_RELEVANCE = 1.0
+CONTEXT_WEIGHT = 0.7  # similarity to "input + last turn" counts 70% of similarity to input
+CONTEXT_WORDS = 40  # of the last narration, its end: what "it" and "her" refer to
+RECENCY_DECAY = 0.98  # per turn: a memory untouched for 34 turns has half its recency
+RECENCY_WEIGHT = 0.1
+IMPORTANCE_WEIGHT = 0.2
+MIN_NAME_LENGTH = 3  # shorter names and aliases would fire on every other word
+TITLES = {"old", "young", "little", "big", "mr", "mrs", "ms", "miss", "dr", "doctor", "sir",
+          "lady", "lord", "king", "queen", "prince", "princess", "captain", "elder", "father",
+          "mother", "brother", "sister", "master", "mistress", "lieutenant", "sergeant",
+          "officer", "professor", "saint", "aunt", "uncle", "madame", "don"}
+
+
+@dataclass(frozen=True)
+class Recalled:
+    entry: MemoryEntry
+    score: float
+    via: str  # "pinned", "keyword" or "vector"
+
+    @property
+    def text(self) -> str:
+        """The entry's text on one line (merged entries keep one fact a line)."""
+        return " ".join(self.entry.text.split("\n"))
+
+    def to_prompt(self) -> PromptMemory:
+        return PromptMemory(self.entry.id, self.entry.kind, self.text, self.score)
+
+    def to_trace(self) -> dict:
+        return {"id": self.entry.id, "kind": self.entry.kind, "text": self.text,
+                "score": round(self.score, 4), "via": self.via}
+
+
+@dataclass
+class Recall:
+    """What one turn is reminded of: pinned facts, then memories, best first."""
+
+    pinned: list[Recalled] = field(default_factory=list)
+    memories: list[Recalled] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def trace(self) -> list[dict]:
+        return [item.to_trace() for item in self.pinned + self.memories]
+
+
+class Lorebook:
+    """Finds the entries whose name or an alias appears in a text (whole words, any
+    case, with or without a leading article). A character is also found by the first
+    word of a longer name after any title ("Tobias" for "Tobias Wren", "Lena" for
+    "Dr. Lena Voss")."""
+
+    def __init__(self, entries: Iterable[MemoryEntry]):
+        self._ids: dict[str, set[str]] = {}
+        for entry in entries:
+            for key in _keys(entry):
+                self._ids.setdefault(key, set()).add(entry.id)
+        keys = sorted(self._ids, key=len, reverse=True)
+        self._pattern = (re.compile(r"\b(?:" + "|".join(re.escape(k) for k in keys) + r")\b")
+                         if keys else None)
+
+    def mentioned(self, text: str) -> set[str]:
+        if self._pattern is None:
+            return set()
+        found: set[str] = set()
+        for match in self._pattern.finditer(normalize_name(text)):
+            found |= self._ids[match.group(0)]
+        return found
+
+
+def _keys(entry: MemoryEntry) -> set[str]:
+    keys = {normalize_name(name) for name in entry.names}
+    if entry.kind == "character":
+        keys |= {_first_name(key) for key in list(keys) if " " in key}
+    return {key for key in keys if len(key) >= MIN_NAME_LENGTH}
+
+
+def _first_name(name: str) -> str:
+    """'dr lena voss' -> 'lena'; 'elder corwin' -> 'corwin'."""
+    words = name.split()
+    while len(words) > 1 and words[0] in TITLES:
+        words = words[1:]
+    return words[0]
+
+
+def vector_candidates(recent_turns: int) -> int:
+    """How many nearest entries to fetch: VECTOR_CANDIDATES, plus room for the events of
+    the turns the prompt shows verbatim, which are dropped after the query. (A Chroma
+    `where` filter would drop them, but it made a query at 10k memories 10-30 times
+    slower: filtered queries scan, plain ones walk the HNSW graph.)"""
+    return VECTOR_CANDIDATES + EVENT_CHUNKS_PER_TURN * recent_turns
+
+
+def shown_verbatim(entry: MemoryEntry, oldest_shown: int) -> bool:
+    """An event of a turn the prompt already holds as history."""
+    return entry.kind == "event" and entry.turn >= oldest_shown
+
+
+def nearest(store: MemoryStore, player_input: str, last_output: str, n: int,
+            ) -> dict[str, tuple[MemoryEntry, float]]:
+    """Entries near the input (or near the input plus the last narration, discounted),
+    with their relevance: one batched embedding, one Chroma query."""
+    context = " ".join(last_output.split()[-CONTEXT_WORDS:])
+    queries = [player_input] + ([f"{player_input}\n{context}"] if context else [])
+    found: dict[str, tuple[MemoryEntry, float]] = {}
+    for weight, hits in zip((1.0, CONTEXT_WEIGHT), store.query(store.embed(queries), n),
+                            strict=False):
+        for hit in hits:
+            relevance = weight * hit.similarity
+            if relevance > found.get(hit.entry.id, (None, -1.0))[1]:
+                found[hit.entry.id] = (hit.entry, relevance)
+    return found
+
+
+def score(entry: MemoryEntry, relevance: float, last_mention: int, now: int) -> float:
+    turns_since = max(0, now - max(entry.turn, last_mention))
+    recency = RECENCY_DECAY ** turns_since
+    return relevance + RECENCY_WEIGHT * recency + IMPORTANCE_WEIGHT * entry.importance / 10
+
+
+def fit(items: list[Recalled], count_tokens: Callable[[str], int], cap: int,
+        ) -> tuple[list[Recalled], int]:
+    """The best items whose texts fit in cap tokens, best first; and how many did not."""
+    kept, used = [], 0
+    for item in sorted(items, key=lambda recalled: recalled.score, reverse=True):
+        tokens = count_tokens(item.text) + 2  # "- " and the newline
+        if used + tokens <= cap:
+            kept.append(item)
+            used += tokens
+    return kept, len(items) - len(kept)
