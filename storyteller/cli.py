@@ -4,6 +4,7 @@ script headless. Heavy libraries (llama_cpp, textual) are imported only when nee
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -31,15 +32,15 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
                              "summary, 2 key stages, 3 full prompts and outputs (kept with "
                              "the campaign)")
     _add_saves_flag(parser)
+    _add_memory_flags(parser)
+    parser.add_argument("--extractor-model",
+                        help="model that notes facts after each turn: like --model, or 'off' "
+                             "(default: the narrator's)")
 
 
 def _add_saves_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--saves-dir", type=Path,
                         help="where campaigns live (default ./saves, or $STORYTELLER_SAVES_DIR)")
-    _add_memory_flags(parser)
-    parser.add_argument("--extractor-model",
-                        help="model that notes facts after each turn: like --model, or 'off' "
-                             "(default: the narrator's)")
 
 
 def _add_memory_flags(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +95,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Skipped extractions and similar are for the content log, not the player's terminal.
+    logging.basicConfig(level=logging.ERROR, format="storyteller: %(message)s")
     try:
         settings = settings_from(args)
         if args.command == "run":

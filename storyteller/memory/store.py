@@ -54,8 +54,9 @@ def connect(campaign_folder: Path, url: str | None):
         try:
             return chromadb.PersistentClient(path=str(path), settings=settings)
         except Exception as error:  # chromadb raises many kinds; all mean the same here
-            raise MemoryStoreError(f"Cannot open the memory index in {path} ({error}); "
-                                   "delete that folder and run `storyteller reindex`.") from None
+            raise MemoryStoreError(f"Cannot open the memory index in {path} ({error}); make "
+                                   "the saves directory writable, or if it is, delete that "
+                                   "folder and run `storyteller reindex`.") from None
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise MemoryStoreError(f"Invalid --memory-url {url!r}; use http://HOST:PORT.")
