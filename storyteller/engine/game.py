@@ -22,11 +22,11 @@ from storyteller.context.summary import Summarizer, SummaryLog, Watermarks
 from storyteller.context.world import World
 from storyteller.engine.commands import run_command
 from storyteller.engine.content_log import ContentLog
+from storyteller.engine.guard import guarded_answer
 from storyteller.engine.text import clean_player_input
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.narrator.base import GenerationStats, Narrator, NarratorError, SamplingOptions
 
-EMPTY_ANSWER_RETRIES = 2  # a model that returns nothing gets this many more tries
 
 class TurnCancelled(Exception):
     """The player cancelled the narration; nothing was recorded."""
@@ -193,16 +193,15 @@ class Game:
                             self.budget)
         timings["budget"] = _ms_since(started)
 
-        output, stats, seed = "", GenerationStats(), 0
-        for attempt in range(EMPTY_ANSWER_RETRIES + 1):
-            seed = self._seed(number, attempt)
-            output, stats, stream_timings = self._generate(plan, seed, on_chunk, cancel)
+        previous = history[-1].output if history else ""
+
+        def attempt(options: SamplingOptions) -> tuple[str, GenerationStats]:
+            output, stats, stream_timings = self._generate(plan, options, on_chunk, cancel)
             timings.update(stream_timings)
-            if output:
-                break
-        else:
-            raise NarratorError("The model returned nothing, three times; try /retry, "
-                                "a larger --max-tokens, or another --model.")
+            return output, stats
+
+        output, stats, options = guarded_answer(attempt, self._sampling(), previous,
+                                                lambda n: self._seed(number, n))
 
         started = time.perf_counter()
         turn = Turn(number, plan.parts.player_input, output, model=self.narrator.model_id)
@@ -214,7 +213,7 @@ class Game:
         timings["save"] = _ms_since(started)
         self._start_summary(plan)
 
-        trace = self._trace(turn, plan, stats, timings, seed)
+        trace = self._trace(turn, plan, stats, timings, options.seed)
         return Reply(turn=turn, trace=trace, notices=plan.notices, plan=plan)
 
     def prompt_parts(self, history: list[Turn], player_input: str) -> PromptParts:
@@ -231,13 +230,16 @@ class Game:
         self.summarizer.maybe_start(self.campaign.turns, self.budget.cap("history", floors),
                                     self.budget.cap("summary", floors))
 
-    def _generate(self, plan: PromptPlan, seed: int, on_chunk: ChunkCallback | None,
-                  cancel: threading.Event) -> tuple[str, GenerationStats, dict[str, float]]:
-        options = SamplingOptions(
+    def _sampling(self) -> SamplingOptions:
+        return SamplingOptions(
             temperature=self.settings.temperature, top_p=self.settings.top_p,
             top_k=self.settings.top_k, repeat_penalty=self.settings.repeat_penalty,
-            max_tokens=self.settings.max_tokens, seed=seed,
+            max_tokens=self.settings.max_tokens,
         )
+
+    def _generate(self, plan: PromptPlan, options: SamplingOptions,
+                  on_chunk: ChunkCallback | None,
+                  cancel: threading.Event) -> tuple[str, GenerationStats, dict[str, float]]:
         stats = GenerationStats()
         chunks: list[str] = []
         started = time.perf_counter()

@@ -18,7 +18,7 @@ from storyteller.config import Settings
 from storyteller.context.world import World, read_world_file, read_world_text, system_prompt
 from storyteller.engine.game import Game
 from storyteller.narrator.base import Narrator
-from storyteller.narrator.registry import load_narrator
+from storyteller.narrator.registry import load_extractor, load_narrator, with_preset_sampling
 
 # Test-only: the crash tests (tests/test_crash.py) kill many headless runs and set this
 # to a per-word delay in seconds to play them with the ScriptedNarrator. Not for players.
@@ -65,9 +65,8 @@ def campaign_settings(settings: Settings, campaign: Campaign) -> Settings:
 def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None,
               background: Narrator | None = None) -> Game:
     """Open the campaign first (cheap, and its errors come before a slow model load).
-    Without an injected narrator, the model is loaded twice: one context narrates, the
-    other summarizes, so background work never evicts the story from the KV cache
-    (the weights are memory-mapped once)."""
+    Without an injected narrator, the background model (summaries, extraction) is
+    loaded beside it: see registry.load_extractor."""
     campaign, world = open_campaign(settings, campaign_name)
     settings = campaign_settings(settings, campaign)
     if narrator is None and os.environ.get(TEST_NARRATOR_ENV):
@@ -75,12 +74,8 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
 
         narrator = ScriptedNarrator(delay=float(os.environ[TEST_NARRATOR_ENV]))
     if narrator is None:
-        narrator = _load(settings)
-        background = background or _load(settings)
+        settings = with_preset_sampling(settings)
+        narrator = load_narrator(settings)
+        background = background or load_extractor(settings, narrator)
     return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),
                 background=background)
-
-
-def _load(settings: Settings) -> Narrator:
-    return load_narrator(settings.model, settings.models_dir, n_ctx=settings.n_ctx,
-                         n_ctx_cap=settings.n_ctx_cap, n_threads=settings.n_threads)
