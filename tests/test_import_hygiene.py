@@ -20,13 +20,17 @@ CORE_MODULES = [
     "storyteller.context.prompt",
     "storyteller.narrator.registry",
     "storyteller.narrator.llamacpp",
+    "storyteller.narrator.transformers",
+    "storyteller.narrator.openai",
+    "storyteller.engine.guard",
 ]
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)
 def test_core_module_does_not_import_textual(module):
     code = (f"import sys, {module}; "
-            "bad = [m for m in ('textual', 'llama_cpp') if m in sys.modules]; "
+            "bad = [m for m in ('textual', 'llama_cpp', 'torch', 'transformers') "
+            "if m in sys.modules]; "
             "print(','.join(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)

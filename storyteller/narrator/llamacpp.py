@@ -29,7 +29,7 @@ from storyteller.narrator.template import (
     reached_stop,
     render_chat_template,
     render_transcript,
-    sum_sections,
+    tokenize_pieces,
 )
 
 
@@ -97,15 +97,8 @@ class LlamaCppNarrator:
         return len(self._tokenize(text, trusted=False, first=False))
 
     def render(self, messages: list[Message]) -> RenderedPrompt:
-        pieces = self._pieces(messages)
-        tokens: list[int] = []
-        counts: list[int] = []
-        for i, piece in enumerate(pieces):
-            piece_tokens = self._tokenize(piece.text, piece.trusted, first=i == 0)
-            tokens.extend(piece_tokens)
-            counts.append(len(piece_tokens))
-        text = "".join(piece.text for piece in pieces)
-        return RenderedPrompt(messages, text, tokens, sum_sections(pieces, counts))
+        return tokenize_pieces(messages, self._pieces(messages), lambda piece, first:
+                               self._tokenize(piece.text, piece.trusted, first))
 
     def _pieces(self, messages: list[Message]) -> list[Piece]:
         if not self._template:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from storyteller.narrator.base import Message, NarratorError, Part
+from storyteller.narrator.base import Message, NarratorError, Part, RenderedPrompt
 
 # For models without a chat template (base/completion models): a plain adventure
 # transcript, with the player's actions marked by "> ".
@@ -109,6 +110,20 @@ def render_transcript(messages: list[Message]) -> list[Piece]:
         pieces.extend(content)
         pieces.append(Piece("\n", last_section, trusted=True))
     return pieces
+
+
+def tokenize_pieces(messages: list[Message], pieces: list[Piece],
+                    tokenize: Callable[[Piece, bool], list[int]]) -> RenderedPrompt:
+    """The prompt from its pieces, each tokenized by tokenize(piece, is_first), which
+    must parse control tokens in trusted pieces only."""
+    tokens: list[int] = []
+    counts: list[int] = []
+    for i, piece in enumerate(pieces):
+        piece_tokens = tokenize(piece, i == 0)
+        tokens.extend(piece_tokens)
+        counts.append(len(piece_tokens))
+    text = "".join(piece.text for piece in pieces)
+    return RenderedPrompt(messages, text, tokens, sum_sections(pieces, counts))
 
 
 def sum_sections(pieces: list[Piece], counts: list[int]) -> dict[str, int]:

@@ -28,7 +28,7 @@ from storyteller.narrator.template import (
     reached_stop,
     render_chat_template,
     render_transcript,
-    sum_sections,
+    tokenize_pieces,
 )
 
 POLL_SECONDS = 0.05  # how often a waiting stream looks at the cancel event
@@ -89,15 +89,8 @@ class TransformersNarrator:
         return len(self._tokenize(text, trusted=False))
 
     def render(self, messages: list[Message]) -> RenderedPrompt:
-        pieces = self._pieces(messages)
-        tokens: list[int] = []
-        counts: list[int] = []
-        for piece in pieces:
-            piece_tokens = self._tokenize(piece.text, piece.trusted)
-            tokens.extend(piece_tokens)
-            counts.append(len(piece_tokens))
-        text = "".join(piece.text for piece in pieces)
-        return RenderedPrompt(messages, text, tokens, sum_sections(pieces, counts))
+        return tokenize_pieces(messages, self._pieces(messages), lambda piece, _first:
+                               self._tokenize(piece.text, piece.trusted))
 
     def _pieces(self, messages: list[Message]) -> list[Piece]:
         if self._template:
