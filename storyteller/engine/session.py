@@ -68,13 +68,12 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
     Without an injected narrator, the background model (summaries, extraction) is
     loaded beside it: see registry.load_extractor."""
     campaign, world = open_campaign(settings, campaign_name)
-    settings = campaign_settings(settings, campaign)
+    settings = campaign_settings(with_preset_sampling(settings), campaign)
     if narrator is None and os.environ.get(TEST_NARRATOR_ENV):
         from storyteller.narrator.scripted import ScriptedNarrator
 
         narrator = ScriptedNarrator(delay=float(os.environ[TEST_NARRATOR_ENV]))
     if narrator is None:
-        settings = with_preset_sampling(settings)
         narrator = load_narrator(settings)
         background = background or load_extractor(settings, narrator)
     return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),

@@ -162,7 +162,11 @@ def with_preset_sampling(settings: Settings, spec: str | None = None) -> Setting
         return settings
     update = {name: value for name, value in choice.preset.sampling.items()
               if name not in settings.model_fields_set}
-    return settings.model_copy(update=update)
+    updated = settings.model_copy(update=update)
+    # A preset's value is a default, not the player's choice: a campaign's saved sampling
+    # still wins over it (see session.campaign_settings).
+    updated.__pydantic_fields_set__ = set(settings.model_fields_set)
+    return updated
 
 
 # -- loading ---------------------------------------------------------------------
