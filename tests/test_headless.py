@@ -71,7 +71,8 @@ def test_help_lists_commands_and_flags(tmp_path):
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["--campaign", "../../x"], "Invalid campaign name '../../x'"),
-    (["--model", "nowhere.gguf"], "Model 'nowhere.gguf' not found; put the .gguf file in"),
+    (["--model", "nowhere.gguf"], "Model 'nowhere.gguf' not found: not a preset"),
+    (["--model", "llama-3.2-1b"], "put Llama-3.2-1B-Instruct-Q4_K_M.gguf"),
     (["--world", "atlantis"], "No world named 'atlantis'"),
     (["--max-tokens", "0"], "invalid --max-tokens"),
 ])

@@ -28,6 +28,9 @@ CORE_MODULES = [
     "storyteller.memory.retrieve",
     "storyteller.memory.story",
     "storyteller.memory.reindex",
+    "storyteller.narrator.transformers",
+    "storyteller.narrator.openai",
+    "storyteller.engine.guard",
 ]
 # Opening the app or a game must not wait for these: they load when a memory opens.
 HEAVY = ("chromadb", "torch", "sentence_transformers", "transformers")
@@ -46,7 +49,7 @@ def imported(module: str, watched: tuple[str, ...]) -> list[str]:
 
 @pytest.mark.parametrize("module", CORE_MODULES)
 def test_core_module_does_not_import_textual(module):
-    assert imported(module, ("textual", "llama_cpp")) == []
+    assert imported(module, ("textual", "llama_cpp", "torch", "transformers")) == []
 
 
 def test_tui_does_import_textual():

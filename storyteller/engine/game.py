@@ -23,6 +23,7 @@ from storyteller.context.summary import Summarizer, SummaryLog, Watermarks
 from storyteller.context.world import World
 from storyteller.engine.commands import run_command
 from storyteller.engine.content_log import ContentLog
+from storyteller.engine.guard import guarded_answer
 from storyteller.engine.text import clean_player_input
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.narrator.base import GenerationStats, Narrator, NarratorError, SamplingOptions
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from storyteller.memory.retrieve import Recall
     from storyteller.memory.story import StoryMemory
 
-EMPTY_ANSWER_RETRIES = 2  # a model that returns nothing gets this many more tries
 RECALL_RECENT_TURNS = 4  # names in this many last turns activate their lore entries
 
 class TurnCancelled(Exception):
@@ -222,16 +222,15 @@ class Game:
                             self.budget)
         timings["budget"] = _ms_since(started)
 
-        output, stats, seed = "", GenerationStats(), 0
-        for attempt in range(EMPTY_ANSWER_RETRIES + 1):
-            seed = self._seed(number, attempt)
-            output, stats, stream_timings = self._generate(plan, seed, on_chunk, cancel)
+        previous = history[-1].output if history else ""
+
+        def attempt(options: SamplingOptions) -> tuple[str, GenerationStats]:
+            output, stats, stream_timings = self._generate(plan, options, on_chunk, cancel)
             timings.update(stream_timings)
-            if output:
-                break
-        else:
-            raise NarratorError("The model returned nothing, three times; try /retry, "
-                                "a larger --max-tokens, or another --model.")
+            return output, stats
+
+        output, stats, options = guarded_answer(attempt, self._sampling(), previous,
+                                                lambda n: self._seed(number, n))
 
         started = time.perf_counter()
         turn = Turn(number, plan.parts.player_input, output, model=self.narrator.model_id)
@@ -249,7 +248,7 @@ class Game:
                 self.memory.undo_turn(replacing.number)
             self.memory.record_turn(turn)  # in the background
             notices += recall.notices + self.memory.take_problems()
-        trace = self._trace(turn, plan, stats, timings, seed)
+        trace = self._trace(turn, plan, stats, timings, options.seed)
         trace.retrieved = recall.trace() if recall else []
         return Reply(turn=turn, trace=trace, notices=notices, plan=plan)
 
@@ -279,13 +278,16 @@ class Game:
         self.summarizer.maybe_start(self.campaign.turns, self.budget.cap("history", floors),
                                     self.budget.cap("summary", floors))
 
-    def _generate(self, plan: PromptPlan, seed: int, on_chunk: ChunkCallback | None,
-                  cancel: threading.Event) -> tuple[str, GenerationStats, dict[str, float]]:
-        options = SamplingOptions(
+    def _sampling(self) -> SamplingOptions:
+        return SamplingOptions(
             temperature=self.settings.temperature, top_p=self.settings.top_p,
             top_k=self.settings.top_k, repeat_penalty=self.settings.repeat_penalty,
-            max_tokens=self.settings.max_tokens, seed=seed,
+            max_tokens=self.settings.max_tokens,
         )
+
+    def _generate(self, plan: PromptPlan, options: SamplingOptions,
+                  on_chunk: ChunkCallback | None,
+                  cancel: threading.Event) -> tuple[str, GenerationStats, dict[str, float]]:
         stats = GenerationStats()
         chunks: list[str] = []
         started = time.perf_counter()

@@ -19,12 +19,16 @@ from storyteller.context.world import World, read_world_file, read_world_text, s
 from storyteller.engine.game import Game
 from storyteller.memory.story import StoryMemory
 from storyteller.narrator.base import Narrator
-from storyteller.narrator.registry import load_narrator
+from storyteller.narrator.registry import (
+    EXTRACTION_OFF,
+    load_extractor,
+    load_narrator,
+    with_preset_sampling,
+)
 
 # Test-only: the crash tests (tests/test_crash.py) kill many headless runs and set this
 # to a per-word delay in seconds to play them with the ScriptedNarrator. Not for players.
 TEST_NARRATOR_ENV = "STORYTELLER_TEST_SCRIPTED_NARRATOR"
-EXTRACTION_OFF = "off"
 
 
 def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
@@ -74,19 +78,16 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
     memory-mapped once). --extractor-model puts another model in that role; 'off'
     turns extraction off (summaries then use the background context all the same)."""
     campaign, world = open_campaign(settings, campaign_name)
-    settings = campaign_settings(settings, campaign)
+    settings = campaign_settings(with_preset_sampling(settings), campaign)
     if narrator is None and os.environ.get(TEST_NARRATOR_ENV):
         from storyteller.narrator.scripted import ScriptedNarrator
 
         narrator = ScriptedNarrator(delay=float(os.environ[TEST_NARRATOR_ENV]))
     loaded = narrator is None
     if loaded:
-        narrator = _load(settings, settings.model)
-    if background is None:
-        chosen = settings.extractor_model not in (None, EXTRACTION_OFF)
-        model = settings.extractor_model if chosen else (settings.model if loaded else None)
-        background = _load(settings, model, n_ctx_cap=narrator.n_ctx) if model else narrator
-        loaded = loaded or model is not None
+        narrator = load_narrator(settings)
+        background = background or load_extractor(settings, narrator)
+    background = background or narrator
     extractor = None if settings.extractor_model == EXTRACTION_OFF else background
     memory = open_memory(settings, campaign, world, narrator, extractor)
     return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),
@@ -101,10 +102,3 @@ def open_memory(settings: Settings, campaign: Campaign, world: World, narrator: 
     facts = Extractor(extractor, settings.prompts_dir, settings.seed, False) if extractor else None
     return StoryMemory.open(campaign, world, settings.memory_url, facts, narrator.count_tokens,
                             narrator.n_ctx)
-
-
-def _load(settings: Settings, model: str, n_ctx_cap: int | None = None) -> Narrator:
-    """With n_ctx_cap, the model's own context size up to that cap (not --n-ctx)."""
-    return load_narrator(model, settings.models_dir,
-                         n_ctx=None if n_ctx_cap else settings.n_ctx,
-                         n_ctx_cap=n_ctx_cap or settings.n_ctx_cap, n_threads=settings.n_threads)

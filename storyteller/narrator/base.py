@@ -50,15 +50,20 @@ class Message:
 @dataclass
 class RenderedPrompt:
     """A prompt exactly as it will be sent: its text, its tokens, and how many tokens
-    each section accounts for (template wrappers included), in prompt order."""
+    each section accounts for (template wrappers included), in prompt order.
+
+    A server applies its own chat template (openai backend): the tokens it adds, and all
+    tokens when it cannot tokenize for us, are estimated on the safe side and counted in
+    estimated_tokens rather than listed."""
 
     messages: list[Message]
     text: str
     tokens: list[int]
     section_tokens: dict[str, int] = field(default_factory=dict)
+    estimated_tokens: int = 0
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return len(self.tokens) + self.estimated_tokens
 
 
 @dataclass
@@ -67,6 +72,7 @@ class GenerationStats:
 
     completion_tokens: int = 0
     stopped_by: str = ""  # "eos", "length", "cancel"
+    server_prompt_tokens: int | None = None  # the prompt as a server counted it, if it says
 
 
 class Narrator(Protocol):

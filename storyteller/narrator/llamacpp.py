@@ -26,9 +26,10 @@ from storyteller.narrator.base import (
 from storyteller.narrator.template import (
     TRANSCRIPT_STOP,
     Piece,
+    reached_stop,
     render_chat_template,
     render_transcript,
-    sum_sections,
+    tokenize_pieces,
 )
 
 
@@ -48,22 +49,29 @@ def _quiet_stderr():
 
 class LlamaCppNarrator:
     def __init__(self, model_path: Path, n_ctx: int | None = None, n_ctx_cap: int = 4096,
-                 n_threads: int | None = None):
+                 n_threads: int | None = None, n_gpu_layers: int = 0, flash_attn: bool = False,
+                 lora: Path | None = None):
         from llama_cpp import Llama  # heavy: imported only when a model is loaded
 
         self.model_path = Path(model_path)
         self.model_id = self.model_path.name
+        if lora is not None and not Path(lora).is_file():
+            raise NarratorError(f"LoRA adapter {lora} not found; fix the --lora path.")
         try:
             with _quiet_stderr():
                 self._llm = Llama(
                     model_path=str(self.model_path),
                     n_ctx=n_ctx or min(self._trained_context(Llama), n_ctx_cap),
                     n_threads=n_threads or max(os.cpu_count() or 1, 1),
+                    n_gpu_layers=n_gpu_layers, flash_attn=flash_attn,
+                    lora_path=str(lora) if lora else None,
                     verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as error:
-            raise NarratorError(f"Cannot load model {self.model_path}: {error}; check the "
-                                "file is a complete GGUF model or pass another --model.") from None
+            hint = ("check the --lora adapter matches this model" if lora else
+                    "check the file is a complete GGUF model or pass another --model")
+            raise NarratorError(f"Cannot load model {self.model_path}: {error}; {hint} "
+                                "(lower --n-ctx if memory ran out).") from None
         self.n_ctx = self._llm.n_ctx()
         self._template = self._llm.metadata.get("tokenizer.chat_template")
         self._stop_strings = [] if self._template else TRANSCRIPT_STOP
@@ -89,15 +97,8 @@ class LlamaCppNarrator:
         return len(self._tokenize(text, trusted=False, first=False))
 
     def render(self, messages: list[Message]) -> RenderedPrompt:
-        pieces = self._pieces(messages)
-        tokens: list[int] = []
-        counts: list[int] = []
-        for i, piece in enumerate(pieces):
-            piece_tokens = self._tokenize(piece.text, piece.trusted, first=i == 0)
-            tokens.extend(piece_tokens)
-            counts.append(len(piece_tokens))
-        text = "".join(piece.text for piece in pieces)
-        return RenderedPrompt(messages, text, tokens, sum_sections(pieces, counts))
+        return tokenize_pieces(messages, self._pieces(messages), lambda piece, first:
+                               self._tokenize(piece.text, piece.trusted, first))
 
     def _pieces(self, messages: list[Message]) -> list[Piece]:
         if not self._template:
@@ -148,16 +149,13 @@ class LlamaCppNarrator:
                 stats.completion_tokens += 1
                 chunk = decoder.decode(self._llm.detokenize([token]))
                 text_so_far += chunk
-                if self._hit_stop(text_so_far):
+                if reached_stop(text_so_far, self._stop_strings):
                     stats.stopped_by = "eos"
                     break
                 if chunk:
                     yield chunk
                 if stats.completion_tokens >= options.max_tokens:
                     break
-
-    def _hit_stop(self, text: str) -> bool:
-        return any(stop in text[-16:] for stop in self._stop_strings)
 
     def close(self) -> None:
         self._llm.close()

@@ -28,6 +28,7 @@ class ScriptedNarrator:
         self.delay = delay  # seconds between words, to exercise streaming and cancel
         self.calls = 0
         self.prompts: list[RenderedPrompt] = []
+        self.options: list[SamplingOptions] = []  # per call, to see retries' sampling
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -44,6 +45,7 @@ class ScriptedNarrator:
                json_schema: dict | None = None) -> Iterator[str]:
         """Replies in order; with json_schema, the reply is expected to be JSON already."""
         self.prompts.append(prompt)
+        self.options.append(options)
         reply = self.replies[self.calls % len(self.replies)]
         self.calls += 1
         stats.stopped_by = "eos"

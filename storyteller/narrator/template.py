@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from storyteller.narrator.base import Message, NarratorError
+from storyteller.narrator.base import Message, NarratorError, Part, RenderedPrompt
 
 # For models without a chat template (base/completion models): a plain adventure
 # transcript, with the player's actions marked by "> ".
 TRANSCRIPT_STOP = ["\n>"]
+
+
+def reached_stop(text: str, stops: list[str]) -> bool:
+    """Whether the answer so far ends in (or just passed) a stop sequence."""
+    return any(stop in text[-16:] for stop in stops)
 
 
 @dataclass(frozen=True)
@@ -42,19 +48,38 @@ def _content_pieces(message: Message) -> list[Piece]:
 def render_chat_template(template: str, messages: list[Message], bos_token: str = "",
                          eos_token: str = "") -> list[Piece]:
     """Render a Jinja chat template (as shipped in GGUF metadata) into pieces. Template
-    text is counted with the section of the content that follows it."""
+    text is counted with the section of the content that follows it. A template that
+    refuses the system role (Gemma's) gets the system text at the top of the first user
+    message instead."""
+    try:
+        return _render_pieces(template, messages, bos_token, eos_token)
+    except TemplateError as error:
+        folded = fold_system_message(messages)
+        try:
+            return _render_pieces(template, folded, bos_token, eos_token)
+        except TemplateError:
+            raise NarratorError(f"The model's chat template failed: {error}; "
+                                "use --model with another model.") from None
+
+
+def fold_system_message(messages: list[Message]) -> list[Message]:
+    if len(messages) < 2 or messages[0].role != "system" or messages[1].role != "user":
+        return messages
+    system, user = messages[0], messages[1]
+    separator = Part(system.parts[-1].section, "\n\n")
+    return [Message("user", (*system.parts, separator, *user.parts)), *messages[2:]]
+
+
+def _render_pieces(template: str, messages: list[Message], bos_token: str,
+                   eos_token: str) -> list[Piece]:
     marker = uuid.uuid4().hex
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     placeholders = [{"role": m.role, "content": f"\x00{marker}:{i}\x00"}
                     for i, m in enumerate(messages)]
-    try:
-        rendered = env.from_string(template).render(
-            messages=placeholders, add_generation_prompt=True, bos_token=bos_token,
-            eos_token=eos_token, raise_exception=_raise,
-        )
-    except TemplateError as error:
-        raise NarratorError(f"The model's chat template failed: {error}; "
-                            "use --model with another GGUF file.") from None
+    rendered = env.from_string(template).render(
+        messages=placeholders, add_generation_prompt=True, bos_token=bos_token,
+        eos_token=eos_token, raise_exception=_raise,
+    )
     pieces: list[Piece] = []
     pending_template = ""
     for part in re.split(f"(\x00{marker}:\\d+\x00)", rendered):
@@ -87,9 +112,37 @@ def render_transcript(messages: list[Message]) -> list[Piece]:
     return pieces
 
 
+def tokenize_pieces(messages: list[Message], pieces: list[Piece],
+                    tokenize: Callable[[Piece, bool], list[int]]) -> RenderedPrompt:
+    """The prompt from its pieces, each tokenized by tokenize(piece, is_first), which
+    must parse control tokens in trusted pieces only."""
+    tokens: list[int] = []
+    counts: list[int] = []
+    for i, piece in enumerate(pieces):
+        piece_tokens = tokenize(piece, i == 0)
+        tokens.extend(piece_tokens)
+        counts.append(len(piece_tokens))
+    text = "".join(piece.text for piece in pieces)
+    return RenderedPrompt(messages, text, tokens, sum_sections(pieces, counts))
+
+
 def sum_sections(pieces: list[Piece], counts: list[int]) -> dict[str, int]:
     """Tokens per section, in the order sections first appear in the prompt."""
     totals: dict[str, int] = {}
     for piece, count in zip(pieces, counts, strict=True):
         totals[piece.section] = totals.get(piece.section, 0) + count
     return totals
+
+
+# Control-token markers of the common chat templates (ChatML, Llama 3, Phi-3, Gemma,
+# Mistral). Text sent to a server, which applies its own template, gets a word joiner
+# (U+2060, invisible) inside each marker, so no tokenizer can read it as a control token.
+CONTROL_MARKER = re.compile(
+    r"<\|[A-Za-z0-9_]+\|>|</?(?:start_of_turn|end_of_turn|s|bos|eos)>|\[/?INST\]"
+    r"|\[/?SYSTEM_PROMPT\]")
+WORD_JOINER = "\u2060"
+
+
+def neutralize_control_markers(text: str) -> str:
+    return CONTROL_MARKER.sub(lambda match: match.group(0)[0] + WORD_JOINER + match.group(0)[1:],
+                              text)
