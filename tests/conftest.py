@@ -117,7 +117,8 @@ def files_of():
     return snapshot
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, for the servers the tests start."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -127,7 +128,7 @@ def _free_port() -> int:
 def chroma_server(tmp_path_factory):
     """A real `chroma run` server on 127.0.0.1 (the CLI ships with chromadb), started
     once for the session and always terminated. Yields its URL."""
-    port = _free_port()
+    port = free_port()
     chroma = Path(sys.executable).parent / "chroma"
     log = tmp_path_factory.mktemp("chroma") / "server.log"
     with open(log, "wb") as output:

@@ -5,7 +5,6 @@ serving it on 127.0.0.1 (started and stopped here). Each model is loaded once.""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +12,7 @@ import time
 
 import httpx
 import pytest
+from conftest import free_port
 
 from storyteller.cli import main
 from storyteller.config import Settings
@@ -46,16 +46,10 @@ def transformers_narrator():
     narrator.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     """llama-cpp-python's OpenAI-compatible server with the embedded model, behind a key."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "w") as log_file:  # a pipe would fill up with llama.cpp's logs and block
         server = subprocess.Popen(
@@ -244,7 +238,7 @@ def test_openai_without_the_key_is_one_clear_line(llama_server):
 
 
 def test_an_unreachable_server_is_one_clear_line():
-    settings = Settings(base_url=f"http://127.0.0.1:{_free_port()}/v1", request_retries=0)
+    settings = Settings(base_url=f"http://127.0.0.1:{free_port()}/v1", request_retries=0)
     with pytest.raises(NarratorError, match="Cannot reach the model server .*--base-url"):
         load_narrator(settings)
 
