@@ -18,14 +18,14 @@ class Recorder:
 
     def __init__(self, inner):
         self.inner = inner
-        self.prompts: list[list[int]] = []
+        self.calls: list[tuple[list[int], int]] = []  # (tokens, seed), retries included
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def stream(self, prompt, *args, **kwargs):
-        self.prompts.append(list(prompt.tokens))
-        return self.inner.stream(prompt, *args, **kwargs)
+    def stream(self, prompt, options, *args, **kwargs):
+        self.calls.append((list(prompt.tokens), options.seed))
+        return self.inner.stream(prompt, options, *args, **kwargs)
 
 
 def game_run():
@@ -36,16 +36,16 @@ def game_run():
     traces = session.play(scripted_actions(TURNS), game=game)
     game.narrator = recorder.inner
     game.close()
-    return traces, recorder.prompts
+    return traces, recorder.calls
 
 
-def raw_speeds(prompts: list[list[int]], seeds: list[int]) -> list[float]:
+def raw_speeds(calls: list[tuple[list[int], int]]) -> list[float]:
     """Decode tokens/s of plain Llama.create_completion on the same token lists."""
     from llama_cpp import Llama
 
     llm = Llama(model_path=str(embedded_model_path()), n_ctx=SETTINGS["n_ctx"], verbose=False)
     speeds = []
-    for tokens, seed in zip(prompts, seeds, strict=True):
+    for tokens, seed in calls:
         first = last = None
         count = 0
         for _ in llm.create_completion(tokens, max_tokens=SETTINGS["max_tokens"], stream=True,
@@ -61,9 +61,9 @@ def raw_speeds(prompts: list[list[int]], seeds: list[int]) -> list[float]:
 
 
 def run() -> str:
-    traces, prompts = game_run()
+    traces, calls = game_run()
     game_speeds = [t.tokens_per_second for t in traces if t.completion_tokens > 1]
-    raw = raw_speeds(prompts, [t.seed for t in traces])
+    raw = raw_speeds(calls)
     ratio = median(game_speeds) / median(raw)
     overhead = [t.timings_ms["retrieve"] + t.timings_ms["budget"] + t.timings_ms["save"]
                 for t in traces]

@@ -111,9 +111,12 @@ class MemoryStore:
 
     def upsert(self, entries: Iterable[MemoryEntry],
                progress: Callable[[int], None] | None = None) -> None:
-        """Embed and store entries, WRITE_BATCH at a time; progress(n) after each batch."""
+        """Embed and store entries, WRITE_BATCH at a time; progress(n) after each batch.
+        An id given twice (one extraction naming someone twice) keeps its last version:
+        Chroma refuses duplicate ids in one upsert."""
+        latest = {entry.id: entry for entry in entries}
         batch: list[MemoryEntry] = []
-        for entry in entries:
+        for entry in latest.values():
             batch.append(entry)
             if len(batch) == WRITE_BATCH:
                 self._upsert_batch(batch, progress)
