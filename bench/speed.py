@@ -3,6 +3,7 @@ and the game's own per-turn overhead outside generation."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from bench.common import Session, median, scripted_actions, table
@@ -43,7 +44,9 @@ def raw_speeds(calls: list[tuple[list[int], int]]) -> list[float]:
     """Decode tokens/s of plain Llama.create_completion on the same token lists."""
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(embedded_model_path()), n_ctx=SETTINGS["n_ctx"], verbose=False)
+    # Same threads as the game's narrator (llama-cpp-python's default is half the cores).
+    llm = Llama(model_path=str(embedded_model_path()), n_ctx=SETTINGS["n_ctx"],
+                n_threads=os.cpu_count() or 1, verbose=False)
     speeds = []
     for tokens, seed in calls:
         first = last = None
