@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks and write bench/RESULTS.md (plots beside it).
 
-Usage: python -m bench [NAME ...]   (default: all). Benchmarks report; they never fail."""
+Usage: python -m bench [NAME ...]   (default: all, in the order of SUITES: ttft shares
+coherence's session). Benchmarks report; they never fail."""
 
 from __future__ import annotations
 
@@ -11,18 +12,23 @@ from datetime import UTC, datetime
 
 from bench.common import BENCH_DIR, machine
 
-SUITES = ["speed", "ttft", "retrieval", "startup"]
+SUITES = ["speed", "ttft", "coherence", "retrieval", "startup"]
 
 
 def main(names: list[str]) -> int:
     chosen = names or SUITES
     sections = []
+    durations = []
+    began = time.perf_counter()
     for name in chosen:
         started = time.perf_counter()
         print(f"bench: {name}...", flush=True)
         module = importlib.import_module(f"bench.{name}")
         sections.append(module.run())
+        durations.append(f"{name} {(time.perf_counter() - started) / 60:.1f}")
         print(f"bench: {name} done in {time.perf_counter() - started:.0f} s", flush=True)
+    sections.append(f"Run time: {(time.perf_counter() - began) / 60:.1f} min in all "
+                    f"({', '.join(durations)} min).")
     header = [
         "# Benchmark results",
         "",

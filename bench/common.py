@@ -66,6 +66,7 @@ class Session:
         try:
             for action in actions:
                 reply = game.submit(action)
+                game.settle(reply)  # background work ends while the player reads
                 if reply.trace is not None:
                     traces.append(reply.trace)
         finally:

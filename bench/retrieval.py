@@ -1,7 +1,7 @@
 """Retrieval latency: the vector half of each turn's recall (embedding its two queries,
 the input and the input plus the last turn, with all-MiniLM-L6-v2 in one batch, then
-one Chroma query), at 1k and 10k memories in an embedded index. Goal: p95 under 25 ms
-at 10k on the 2-core machine.
+one Chroma query), at 1k, 10k and 50k memories in an embedded index, and at 10k in a
+`chroma run` server on 127.0.0.1. Goal: p95 under 25 ms at 10k on the 2-core machine.
 
 `python -m bench.retrieval` prints the markdown table; `run()` returns it.
 """
@@ -14,7 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-SIZES = (1_000, 10_000)
+SIZES = (1_000, 10_000, 50_000)
+SERVER_SIZE = 10_000
+COPY_BATCH = 5_000
 QUERIES = 200
 GOAL_P95_MS = 25.0
 SEED = 11
@@ -80,7 +82,6 @@ def _ms_since(started: float) -> float:
 
 def run() -> str:
     from storyteller.memory.embedder import shared_embedder
-    from storyteller.memory.entries import MemoryEntry
     from storyteller.memory.store import MemoryStore
 
     rng = random.Random(SEED)
@@ -91,34 +92,73 @@ def run() -> str:
         store = MemoryStore.open(Path(folder), None, embedder)
         indexed = 0
         for size in SIZES:
-            texts = memory_texts(size - indexed, rng)
-            started = time.perf_counter()
-            store.upsert(MemoryEntry(id=f"event-{indexed + i}", kind="event", text=text,
-                                     turn=indexed + i, importance=3)
-                         for i, text in enumerate(texts))
-            per_second = len(texts) / (time.perf_counter() - started)
+            per_second = index(store, memory_texts(size - indexed, rng), indexed)
             indexed = size
-            store.embed(["warm up"])  # the first call pays one-time setup
-            times = measure(store, asked)
-            rows.append((size, times, per_second))
+            rows.append((f"{size:,}", times_of(store, asked), per_second, size))
+            if size == SERVER_SIZE:
+                rows.append((f"{size:,} (server)", server_times(store, Path(folder), asked),
+                             None, size))
         store.close()
     return table(rows)
 
 
+def index(store, texts: list[str], first: int) -> float:
+    """Add memories; returns memories indexed per second. Indexing runs in the
+    background in the game; here it may use both cores (queries are measured as the
+    game runs them, on one torch thread)."""
+    import torch
+
+    from storyteller.memory.embedder import TORCH_THREADS
+    from storyteller.memory.entries import MemoryEntry
+
+    store.embed(["load the model"])
+    torch.set_num_threads(2)
+    started = time.perf_counter()
+    store.upsert(MemoryEntry(id=f"event-{first + i}", kind="event", text=text,
+                             turn=first + i, importance=3) for i, text in enumerate(texts))
+    per_second = len(texts) / (time.perf_counter() - started)
+    torch.set_num_threads(TORCH_THREADS)
+    return per_second
+
+
+def times_of(store, asked) -> dict[str, list[float]]:
+    store.embed(["warm up"])  # the first call pays one-time setup
+    return measure(store, asked)
+
+
+def server_times(store, folder: Path, asked) -> dict[str, list[float]]:
+    """The same memories, vectors copied, in a `chroma run` server."""
+    from storyteller.memory.chroma_server import chroma_server
+    from storyteller.memory.store import MemoryStore
+
+    with chroma_server(folder / "server-data", folder / "server.log") as url:
+        remote = MemoryStore.open(folder / "server-campaign", url, store.embedder)
+        for start in range(0, store.count(), COPY_BATCH):
+            batch = store.collection.get(include=["embeddings", "documents", "metadatas"],
+                                         limit=COPY_BATCH, offset=start)
+            remote.collection.add(ids=batch["ids"], embeddings=batch["embeddings"],
+                                  documents=batch["documents"], metadatas=batch["metadatas"])
+        times = times_of(remote, asked)
+        remote.close()
+    return times
+
+
 def table(rows) -> str:
     lines = ["### Retrieval latency (query embedding + Chroma query)", "",
-             f"{QUERIES} queries per size, embedded Chroma, all-MiniLM-L6-v2 on the CPU; "
+             f"{QUERIES} queries per size, embedded Chroma (and a `chroma run` server), "
+             "all-MiniLM-L6-v2 on one CPU thread as in the game; "
              f"goal: p95 < {GOAL_P95_MS:.0f} ms at 10k.", "",
              "| memories | p50 ms | p95 ms | embed p50 ms | Chroma p50 ms | mean ms "
              "| indexing memories/s | goal |",
              "|---:|---:|---:|---:|---:|---:|---:|:---|"]
-    for size, times, per_second in rows:
+    for label, times, per_second, size in rows:
         p95 = percentile(times["total"], 0.95)
-        verdict = ("met" if p95 < GOAL_P95_MS else "missed") if size >= 10_000 else ""
+        verdict = ("met" if p95 < GOAL_P95_MS else "missed") if size == 10_000 else ""
+        indexing = f"{per_second:.0f}" if per_second else "(copied)"
         lines.append(
-            f"| {size:,} | {percentile(times['total'], 0.5):.1f} | {p95:.1f} "
+            f"| {label} | {percentile(times['total'], 0.5):.1f} | {p95:.1f} "
             f"| {percentile(times['embed'], 0.5):.1f} | {percentile(times['query'], 0.5):.1f} "
-            f"| {statistics.fmean(times['total']):.1f} | {per_second:.0f} | {verdict} |")
+            f"| {statistics.fmean(times['total']):.1f} | {indexing} | {verdict} |")
     return "\n".join(lines)
 
 

@@ -1,26 +1,27 @@
 """Time to first token against the turn number: the stable-prefix layout versus the
-naive one that puts retrieved memories first (which breaks llama.cpp's prefix reuse)."""
+naive one that puts retrieved memories first (which breaks llama.cpp's prefix reuse).
+Both tell the coherence session's story (bench/coherence.py): the stable layout as the
+model played it, the naive one replayed with its prompts evaluated on the timed turns."""
 
 from __future__ import annotations
 
-import os
+from bench.coherence import SETTINGS, TTFT_CHECKPOINTS, played, timed_turns
+from bench.common import BENCH_DIR, median, table
 
-from bench.common import BENCH_DIR, Session, median, scripted_actions, table
-
-CHECKPOINTS = (10, 50, 100, 200, 300)
-# Extraction off: it runs after the turn, off the measured path, and would only make the
-# run longer. Story passages and world lore are still recalled every turn.
-SETTINGS = {"n_ctx": 2048, "max_tokens": 32, "seed": 11, "extractor_model": "off"}
+LAYOUTS = ("stable", "memories-first")
 
 
-def run_layout(layout: str, turns: int) -> list[float]:
-    session = Session.new(prompt_layout=layout, **SETTINGS)
-    return [trace.timings_ms["ttft"] for trace in session.play(scripted_actions(turns))]
+def ttfts(layout: str) -> dict[int, float]:
+    """The first token's latency by turn number (the timed turns of a replay)."""
+    traces = played(layout).traces.values()
+    timed = None if layout == "stable" else timed_turns()
+    return {trace.turn: trace.timings_ms["ttft"] for trace in traces
+            if timed is None or trace.turn in timed}
 
 
-def window(ttfts: list[float], turn: int) -> float:
+def window(values: dict[int, float], turn: int) -> float:
     """Median of the ten turns ending at `turn`: one turn may be a summary turn."""
-    return median(ttfts[max(turn - 10, 0):turn])
+    return median(values[t] for t in range(turn - 9, turn + 1) if t in values)
 
 
 def plot(results: dict[str, list[float]]) -> str:
@@ -30,8 +31,10 @@ def plot(results: dict[str, list[float]]) -> str:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 3.5))
-    for layout, ttfts in results.items():
-        axes.plot(range(1, len(ttfts) + 1), ttfts, label=layout, linewidth=0.8)
+    for layout, values in results.items():
+        turns = sorted(values)
+        style = {"linewidth": 0.8} if layout == "stable" else {"linestyle": "", "marker": "."}
+        axes.plot(turns, [values[t] for t in turns], label=layout, **style)
     axes.set_xlabel("turn")
     axes.set_ylabel("time to first token (ms)")
     axes.set_yscale("log")
@@ -43,29 +46,31 @@ def plot(results: dict[str, list[float]]) -> str:
     return path.name
 
 
-def run(turns: int = int(os.environ.get("BENCH_TTFT_TURNS", "300"))) -> str:
-    """BENCH_TTFT_TURNS shortens the run (e.g. 60) for a quick look."""
-    results = {layout: run_layout(layout, turns) for layout in ("stable", "memories-first")}
-    checkpoints = [c for c in CHECKPOINTS if c <= turns] or [turns]
-    late = 200 if turns >= 200 else checkpoints[-1]  # the goal compares turn 200 to turn 10
-    rows = [[layout] + [f"{window(ttfts, c):.0f}" for c in checkpoints]
-            + [f"{window(ttfts, late) / window(ttfts, 10):.2f}"]
-            for layout, ttfts in results.items()]
+def run() -> str:
+    results = {layout: ttfts(layout) for layout in LAYOUTS}
+    turns = max(results["stable"])
+    checkpoints = [c for c in TTFT_CHECKPOINTS if c <= turns]
+    late = 200 if 200 in checkpoints else checkpoints[-1]  # the goal compares 200 with 10
+    rows = [[layout] + [f"{window(values, c):.0f}" for c in checkpoints]
+            + [f"{window(values, late) / window(values, 10):.2f}"]
+            for layout, values in results.items()]
     ratio = window(results["stable"], late) / window(results["stable"], 10)
-    image = plot(results)
     return "\n".join([
         "## Time to first token (ms) by turn",
         "",
-        f"Embedded model, n_ctx {SETTINGS['n_ctx']}, max_tokens {SETTINGS['max_tokens']}, "
-        f"seed {SETTINGS['seed']}, {turns} scripted turns per layout; each figure is the "
-        "median of the ten turns ending there.",
+        f"The coherence session's {turns} narrated turns: embedded model, n_ctx "
+        f"{SETTINGS['n_ctx']}, max_tokens {SETTINGS['max_tokens']}, seed {SETTINGS['seed']}. "
+        "Each figure is the median of the ten turns ending there (a summary turn "
+        "re-evaluates everything after the pinned facts); a retried answer's TTFT is its "
+        "first attempt's. The memories-first layout replays the same story "
+        f"({played('memories-first').minutes:.1f} min).",
         "",
-        table(["layout"] + [f"turn {c}" for c in checkpoints]
-              + [f"turn {late} / turn 10"], rows),
+        table(["layout"] + [f"turn {c}" for c in checkpoints] + [f"turn {late} / turn 10"],
+              rows),
         "",
         f"Goal: TTFT(turn 200) / TTFT(turn 10) <= 1.5 with the stable layout: turn {late} / "
-        f"turn 10 = **{ratio:.2f}** "
-        f"({'met' if 0 < ratio <= 1.5 else 'missed'}{'' if late == 200 else ', a short run'}).",
+        f"turn 10 = **{ratio:.2f}** ({'met' if 0 < ratio <= 1.5 else 'missed'}"
+        f"{'' if late == 200 else ', a short run'}).",
         "",
-        f"![TTFT by turn]({image})",
+        f"![TTFT by turn]({plot(results)})",
     ])

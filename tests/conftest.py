@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -18,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from storyteller.config import Settings  # noqa: E402
+from storyteller.memory.chroma_server import chroma_server as running_chroma_server  # noqa: E402
 from storyteller.narrator.scripted import ScriptedNarrator  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,44 +113,16 @@ def files_of():
     return snapshot
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1, for the servers the tests start."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory):
-    """A real `chroma run` server on 127.0.0.1 (the CLI ships with chromadb), started
-    once for the session and always terminated. Yields its URL."""
-    port = free_port()
-    chroma = Path(sys.executable).parent / "chroma"
+    """A real `chroma run` server on 127.0.0.1, started once for the session and always
+    terminated. Yields its URL."""
     log = tmp_path_factory.mktemp("chroma") / "server.log"
-    with open(log, "wb") as output:
-        server = subprocess.Popen(
-            [str(chroma), "run", "--host", "127.0.0.1", "--port", str(port),
-             "--path", str(tmp_path_factory.mktemp("chroma-data"))],
-            stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"chroma run did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        with running_chroma_server(tmp_path_factory.mktemp("chroma-data"), log) as url:
+            yield url
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(params=["embedded", "server"])

@@ -12,11 +12,11 @@ import time
 
 import httpx
 import pytest
-from conftest import free_port
 
 from storyteller.cli import main
 from storyteller.config import Settings
 from storyteller.engine.session import open_game
+from storyteller.memory.chroma_server import free_port
 from storyteller.narrator.base import (
     GenerationStats,
     Message,

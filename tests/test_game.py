@@ -8,6 +8,7 @@ import pytest
 from storyteller.campaign import Campaign
 from storyteller.engine.game import TurnCancelled
 from storyteller.engine.session import open_game
+from storyteller.engine.trace import TIMING_STAGES
 from storyteller.narrator.base import NarratorError
 from storyteller.narrator.scripted import ScriptedNarrator
 
@@ -20,7 +21,7 @@ def test_a_turn_is_narrated_recorded_and_traced(settings, scripted):
     trace = reply.trace
     assert trace.prompt_tokens == len(scripted.prompts[-1].tokens) > 0
     assert trace.n_ctx == scripted.n_ctx and trace.max_tokens == settings.max_tokens
-    assert set(trace.timings_ms) == {"retrieve", "budget", "ttft", "generate", "extract", "save"}
+    assert set(trace.timings_ms) == set(TIMING_STAGES) and trace.attempts == 1
     assert trace.timings_ms["generate"] >= trace.timings_ms["ttft"] >= 0
     assert Campaign.load(settings.saves_dir, "quest").turns[0].input == "look around"
 

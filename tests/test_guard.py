@@ -29,6 +29,8 @@ def test_an_empty_or_tiny_answer_is_retried_with_a_new_seed(settings):
     assert reply.turn.output == FIRST and narrator.calls == 3
     seeds = [options.seed for options in narrator.options]
     assert len(set(seeds)) == 3 and reply.trace.seed == seeds[-1]
+    timings = reply.trace.timings_ms  # three answers generated, the last one kept
+    assert reply.trace.attempts == 3 and timings["generate"] >= timings["decode"] >= 0
     assert {options.repeat_penalty for options in narrator.options} == {1.1}
 
 

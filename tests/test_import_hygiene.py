@@ -28,6 +28,7 @@ CORE_MODULES = [
     "storyteller.memory.retrieve",
     "storyteller.memory.story",
     "storyteller.memory.reindex",
+    "storyteller.memory.chroma_server",
     "storyteller.narrator.transformers",
     "storyteller.narrator.openai",
     "storyteller.engine.guard",

@@ -60,7 +60,8 @@ def test_names_compare_without_case_punctuation_or_article():
 def test_a_turn_becomes_event_chunks_that_stand_alone():
     sentence = "The rain falls on the old roofs of the harbour town tonight. "
     turn = Turn(7, "wait for the ship", sentence * 40)
-    events = event_entries(turn)
+    action, *events = event_entries(turn)
+    assert action.text == "Turn 7. The player: wait for the ship" and action.kind == "event"
     assert len(events) > 3
     for event in events:
         assert event.kind == "event" and event.turn == 7 and event.source == "story"
@@ -68,8 +69,9 @@ def test_a_turn_becomes_event_chunks_that_stand_alone():
         assert len(event.text.split()) <= EVENT_CHUNK_WORDS + 20
     told = " ".join(event.text.split("The story: ")[1] for event in events)
     assert told.split() == turn.output.split()  # every word, once, in order
-    assert [e.id for e in event_entries(turn)] == [e.id for e in events]  # reindex: same ids
-    assert event_entries(Turn(7, "wait", "Other words."))[0].id != events[0].id
+    assert [e.id for e in event_entries(turn)] == [e.id for e in [action, *events]]  # reindex
+    short = event_entries(Turn(7, "wait", "Other words."))  # too short for its own chunk
+    assert len(short) == 1 and short[0].id != events[0].id
 
 
 def test_an_endless_sentence_is_cut_into_chunks():

@@ -42,6 +42,14 @@ def test_a_summary_longer_than_its_source_is_rejected(tmp_path, settings):
     assert summarizer.summarize_text("> look\nA door.", summary_cap=400) is None
 
 
+def test_no_room_for_a_summary_is_no_summary_not_an_error(tmp_path, settings):
+    narrator = ScriptedNarrator(replies=["A short summary."])
+    summarizer = Summarizer(narrator, settings.prompts_dir, SummaryLog(tmp_path))
+    source = "> look\nA door opens onto a long corridor lit by torches. " * 5
+    assert summarizer.summarize_text(source, summary_cap=0) is None
+    assert summarizer.summarize_text(source, summary_cap=40) == "A short summary."
+
+
 def play_scripted(settings, turns, n_ctx=700, replies=None):
     narrator = ScriptedNarrator(replies=replies or [LONG_REPLY], n_ctx=n_ctx)
     game = open_game(settings, "long", narrator)

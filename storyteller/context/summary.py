@@ -28,6 +28,7 @@ from storyteller.narrator.base import Message, Narrator, NarratorError, Sampling
 SUMMARIES_FILE = "summaries.jsonl"
 SUMMARY_PROMPT_FILE = "summary.txt"
 TURN_OVERHEAD_TOKENS = 10  # chat-template wrappers around one turn's two messages
+MIN_SUMMARY_TOKENS = 16  # below this no summary is worth writing
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +168,10 @@ class Summarizer:
         ]
         try:
             prompt = self.narrator.render(messages)
-            limit = self.narrator.n_ctx - len(prompt) - 8
-            if limit < 16:
+            room = min(summary_cap, self.narrator.n_ctx - len(prompt) - 8)
+            if room < MIN_SUMMARY_TOKENS:  # a context too small for any summary
                 return None
-            options = SamplingOptions(temperature=0.3, max_tokens=min(summary_cap, limit),
+            options = SamplingOptions(temperature=0.3, max_tokens=room,
                                       seed=self.seed, repeat_penalty=1.15)
             text, stats = complete(self.narrator, prompt, options)
         except NarratorError as error:

@@ -84,7 +84,8 @@ def turn_records(trace: TurnTrace, level: int) -> list[dict]:
              "sections": trace.sections, "retrieved": trace.retrieved, "n_ctx": trace.n_ctx},
             {"event": "stage", "stage": "generate", "turn": trace.turn, "model": trace.model,
              "seed": trace.seed, "completion_tokens": trace.completion_tokens,
-             "ttft_ms": trace.timings_ms["ttft"], "generate_ms": trace.timings_ms["generate"]},
+             "attempts": trace.attempts, "ttft_ms": trace.timings_ms["ttft"],
+             "generate_ms": trace.timings_ms["generate"]},
             {"event": "stage", "stage": "save", "turn": trace.turn,
              "save_ms": trace.timings_ms["save"], "autosave": trace.autosave},
         ]

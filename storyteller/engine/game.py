@@ -205,10 +205,13 @@ class Game:
         """Narrate an action and record the turn. With `replacing`, that (last) turn is
         taken back only once the new narration is complete."""
         cancel = cancel or threading.Event()
-        self.summarizer.wait()  # usually long done: it ran while the player was typing
         history = self.campaign.turns[:-1] if replacing else self.campaign.turns
         number = replacing.number if replacing else self.campaign.next_turn_number
         timings = {"extract": 0.0}  # extraction runs after the turn: see settle()
+
+        started = time.perf_counter()
+        self._wait_for_background()  # usually long done: it ran while the player was typing
+        timings["wait"] = _ms_since(started)
 
         started = time.perf_counter()
         recall = None
@@ -226,8 +229,15 @@ class Game:
 
         def attempt(options: SamplingOptions) -> tuple[str, GenerationStats]:
             output, stats, stream_timings = self._generate(plan, options, on_chunk, cancel)
-            timings.update(stream_timings)
+            # The player waits for the first attempt's first token, and for every attempt;
+            # tokens/s is the kept answer's.
+            timings.setdefault("ttft", stream_timings["ttft"])
+            timings["generate"] = timings.get("generate", 0.0) + stream_timings["generate"]
+            timings["decode"] = stream_timings["generate"] - stream_timings["ttft"]
+            attempts.append(options.seed)
             return output, stats
+
+        attempts: list[int] = []
 
         output, stats, options = guarded_answer(attempt, self._sampling(), previous,
                                                 lambda n: self._seed(number, n))
@@ -250,14 +260,23 @@ class Game:
             notices += recall.notices + self.memory.take_problems()
         trace = self._trace(turn, plan, stats, timings, options.seed)
         trace.retrieved = recall.trace() if recall else []
+        trace.attempts = len(attempts)
         return Reply(turn=turn, trace=trace, notices=notices, plan=plan)
 
     def settle(self, reply: Reply) -> None:
-        """Wait for the memory writes of the reply's turn and put their time (events
-        indexed and facts extracted, in the background) in its trace's `extract`."""
+        """Wait for the reply's background work (summary, memory writes), as a player's
+        reading time would, and put the memory writes' time (events indexed and facts
+        extracted) in its trace's `extract`."""
+        self.summarizer.wait()
         if self.memory and reply.turn and reply.trace:
             self.memory.wait()
             reply.trace.timings_ms["extract"] = round(self.memory.write_ms(reply.turn.number), 3)
+
+    def _wait_for_background(self) -> None:
+        """The next prompt needs the summary and the memories the last turn wrote."""
+        self.summarizer.wait()
+        if self.memory:
+            self.memory.wait()
 
     def prompt_parts(self, history: list[Turn], player_input: str,
                      recall: Recall | None = None) -> PromptParts:

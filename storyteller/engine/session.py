@@ -69,14 +69,15 @@ def campaign_settings(settings: Settings, campaign: Campaign) -> Settings:
 
 
 def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None,
-              extractor: Narrator | None = None) -> Game:
+              extractor: Narrator | None = None, background: Narrator | None = None) -> Game:
     """Open the campaign first (cheap, and its errors come before a slow model load).
 
     Without an injected narrator, the model is loaded twice: one context narrates, the
     other (`background`) writes summaries and extracts facts after each turn, so that
     work never evicts the story from the narrator's KV cache (the weights are
     memory-mapped once; see registry.load_extractor). --extractor-model puts another
-    model in that role; 'off' stops extraction. Tests may inject both models."""
+    model in that role; 'off' stops extraction. Tests and benchmarks may inject the
+    models (an injected narrator does its own background work unless one is given)."""
     campaign, world = open_campaign(settings, campaign_name)
     settings = campaign_settings(with_preset_sampling(settings), campaign)
     if narrator is None and os.environ.get(TEST_NARRATOR_ENV):
@@ -84,10 +85,10 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
 
         narrator = ScriptedNarrator(delay=float(os.environ[TEST_NARRATOR_ENV]))
     loaded = narrator is None
-    background = narrator
     if loaded:
         narrator = load_narrator(settings)
         background = load_extractor(settings, narrator)
+    background = background or narrator
     if extractor is None and settings.extractor_model != EXTRACTION_OFF:
         extractor = background
     memory = open_memory(settings, campaign, world, narrator, extractor)

@@ -7,7 +7,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-TIMING_STAGES = ("retrieve", "budget", "ttft", "generate", "extract", "save")
+# wait: for the last turn's background work; ttft: the first attempt's first token;
+# generate: all attempts (a retried answer is generated again); decode: the kept answer
+# after its first token.
+TIMING_STAGES = ("wait", "retrieve", "budget", "ttft", "generate", "decode", "extract", "save")
 
 
 @dataclass
@@ -26,11 +29,13 @@ class TurnTrace:
     model: str = ""
     seed: int = 0
     autosave: dict = field(default_factory=dict)  # campaign.SaveState after this turn
+    attempts: int = 1  # answers generated; more than one when the loop guard retried
 
     @property
     def tokens_per_second(self) -> float:
-        """Decoding speed after the first token (prompt evaluation excluded)."""
-        seconds = (self.timings_ms["generate"] - self.timings_ms["ttft"]) / 1000
+        """The kept answer's decoding speed after its first token (prompt evaluation
+        excluded)."""
+        seconds = self.timings_ms["decode"] / 1000
         if seconds <= 0 or self.completion_tokens < 2:
             return 0.0
         return (self.completion_tokens - 1) / seconds

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 KEYWORD_SCAN_TURNS = 3  # keyword activation looks at the input and this many last turns
 VECTOR_CANDIDATES = 12  # nearest entries fetched from Chroma before scoring
-EVENT_CHUNKS_PER_TURN = 2  # a turn's exchange is one or two event chunks (entries.py)
+EVENT_CHUNKS_PER_TURN = 3  # a turn is its action and one or two story chunks (entries.py)
 MIN_RELEVANCE = 0.25  # a vector hit less similar than this is noise, not a memory
 KEYWORD_RELEVANCE = 1.0
 CONTEXT_WEIGHT = 0.7  # similarity to "input + last turn" counts 70% of similarity to input

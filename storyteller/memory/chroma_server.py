@@ -1,0 +1,58 @@
+"""Start a real `chroma run` server on 127.0.0.1 (the CLI ships with chromadb), for the
+tests and benchmarks that use memory over HTTP (`--memory-url`)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+START_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def chroma_server(data_dir: Path, log_path: Path) -> Iterator[str]:
+    """Run a server on its own data folder until the block ends (always terminated).
+    Yields its URL; raises RuntimeError with the log's tail if it does not start."""
+    port = free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    with open(log_path, "wb") as output:
+        server = subprocess.Popen(
+            [str(chroma), "run", "--host", "127.0.0.1", "--port", str(port),
+             "--path", str(data_dir)], stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, server, log_path)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"chroma run did not start: {tail}") from None
+            time.sleep(0.2)
