@@ -205,7 +205,7 @@ class Game:
         """Narrate an action and record the turn. With `replacing`, that (last) turn is
         taken back only once the new narration is complete."""
         cancel = cancel or threading.Event()
-        self.summarizer.wait()  # usually long done: it ran while the player was typing
+        self._wait_for_background(cancel)
         history = self.campaign.turns[:-1] if replacing else self.campaign.turns
         number = replacing.number if replacing else self.campaign.next_turn_number
         timings = {"extract": 0.0}  # extraction runs after the turn: see settle()
@@ -251,6 +251,22 @@ class Game:
         trace = self._trace(turn, plan, stats, timings, options.seed)
         trace.retrieved = recall.trace() if recall else []
         return Reply(turn=turn, trace=trace, notices=notices, plan=plan)
+
+    def _wait_for_background(self, cancel: threading.Event) -> None:
+        """Wait for the summary and the last turn's notes, usually long done: they ran
+        while the player was typing. On a busy machine they can take minutes, so a
+        cancel (Esc) stops the wait at once; they go on in the background."""
+        def settle_background() -> None:
+            self.summarizer.wait()
+            if self.memory:
+                self.memory.wait()
+
+        waiter = threading.Thread(target=settle_background, name="turn-waits", daemon=True)
+        waiter.start()
+        while waiter.is_alive():
+            if cancel.is_set():
+                raise TurnCancelled()
+            waiter.join(0.05)
 
     def settle(self, reply: Reply) -> None:
         """Wait for the memory writes of the reply's turn and put their time (events
