@@ -586,7 +586,7 @@ async def test_memory_browser_on_the_story_memory(settings):
         app.screen.query_one("#memory-search", Input).value = "the cold forge"
         await pilot.pause()
         passage = next(i for i, label in enumerate(listed(app)) if "event" in label)
-        assert "look at the forge" in listed(app)[passage]
+        assert "Turn 1. The player: look" in listed(app)[passage]
         options.highlighted = passage
         await pilot.pause()
         await pilot.press("ctrl+o")

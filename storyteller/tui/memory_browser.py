@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 from storyteller.engine.memory_view import MemoryEntry, MemoryEntryNotFound, MemoryView
 from storyteller.tui.dialogs import ConfirmScreen
 
-TITLE_CHARS = 40
+TITLE_CHARS = 30  # with the kind, fits the list at 120 columns
 
 
 def entry_title(entry: MemoryEntry) -> str:
