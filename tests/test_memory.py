@@ -12,6 +12,7 @@ import pytest
 
 from storyteller.campaign import Campaign, CampaignError
 from storyteller.cli import main
+from storyteller.engine.game import TurnCancelled
 from storyteller.engine.session import open_game
 from storyteller.memory.embedder import MODEL_NAME, MiniLMEmbedder, shared_embedder
 from storyteller.memory.entries import event_entries
@@ -389,3 +390,24 @@ def test_the_memory_can_be_browsed_edited_pinned_and_deleted(settings):
     assert "character-maren-holt" not in reopened.memory.state.entries
     assert not reopened.memory.index_is_stale()
     reopened.close()
+
+
+def test_a_turn_cancelled_while_the_last_turn_is_still_noted_stops_without_the_model(
+        settings):
+    """Esc while the turn waits for the last turn's extraction (minutes on a busy
+    machine) stops the wait at once: the narrator is never asked, nothing is saved."""
+    gated = GatedExtractor([json.dumps({"facts": [TOBIAS]})])
+    game = open_game(settings, "esc", story_narrator(), gated)
+    game.submit(PLANTED_ACTION)
+    assert gated.started.wait(30)
+    calls = game.narrator.calls
+    cancel = threading.Event()
+    cancel.set()
+    opens_later = threading.Timer(2.0, gated.gate.set)
+    opens_later.start()  # without the cancel, the turn would wait for this
+    with pytest.raises(TurnCancelled):
+        game.submit("ask Tobias about the river", cancel=cancel)
+    assert game.narrator.calls == calls
+    assert len(game.campaign.turns) == 1
+    opens_later.join()
+    game.close()

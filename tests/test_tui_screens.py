@@ -542,3 +542,55 @@ async def test_title_screen_without_any_world_says_where_to_add_one(settings, tm
         await pilot.pause()
         assert "No world to start in" in str(app.screen.query_one("#title-message").render())
         assert isinstance(app.screen, TitleScreen)
+
+
+# -- found playing in a real terminal ----------------------------------------------------
+
+async def test_the_story_follows_new_turns_after_a_scroll_at_the_bottom(settings):
+    replies = [f"{sentence} " * 10 for sentence in (
+        "The tide climbs the drowned steps.", "Gulls wheel over the tower.",
+        "A lantern flickers in the chapel.", "Pell ties the boat to a rusted ring.")]
+    app = game_app(settings, replies=replies)
+    async with app.run_test(size=SIZE) as pilot:
+        await game_ready(pilot)
+        for action in ("row", "climb", "wait"):
+            await play_and_wait(pilot, action)
+        story = app.screen.query_one("#story")
+        assert story.max_scroll_y > 0 and story.scroll_y == story.max_scroll_y
+        story.focus()
+        await pilot.press("down")  # already at the bottom: Textual stops following
+        await play_and_wait(pilot, "listen")
+        await pilot.pause(0.2)
+        assert story.scroll_y == story.max_scroll_y  # the new turn is in view
+
+
+async def test_memory_browser_on_the_story_memory(settings):
+    """The real story memory: the browser keeps its place after a pin, names story
+    passages and pins by their text, and refuses to pin a passage in one line."""
+    app = make_app(settings, "quest", ScriptedNarrator(replies=[
+        "Maren Holt stares at the cold forge and swears softly."]))
+    async with app.run_test(size=SIZE) as pilot:
+        await game_ready(pilot)
+        await play_and_wait(pilot, "look at the forge")
+        await play_and_wait(pilot, "/remember Maren owes me a sword")
+        await open_browser(pilot)
+        options = app.screen.query_one("#memory-entries", OptionList)
+        options.highlighted = 2
+        await pilot.pause()
+        chosen = app.screen.selected.id
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert app.screen.selected.id == chosen and app.screen.selected.pinned
+        assert any("Maren owes me a sword" in label for label in listed(app))
+
+        app.screen.query_one("#memory-search", Input).value = "the cold forge"
+        await pilot.pause()
+        passage = next(i for i, label in enumerate(listed(app)) if "event" in label)
+        assert "Turn 1. The player: look" in listed(app)[passage]
+        options.highlighted = passage
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, MemoryBrowser)
+        assert "story passage cannot be edited or pinned" in str(
+            app.screen.query_one("#memory-message").render())

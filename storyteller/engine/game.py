@@ -210,7 +210,7 @@ class Game:
         timings = {"extract": 0.0}  # extraction runs after the turn: see settle()
 
         started = time.perf_counter()
-        self._wait_for_background()  # usually long done: it ran while the player was typing
+        self._wait_for_background(cancel)
         timings["wait"] = _ms_since(started)
 
         started = time.perf_counter()
@@ -263,6 +263,22 @@ class Game:
         trace.attempts = len(attempts)
         return Reply(turn=turn, trace=trace, notices=notices, plan=plan)
 
+    def _wait_for_background(self, cancel: threading.Event) -> None:
+        """Wait for the summary and the last turn's notes, usually long done: they ran
+        while the player was typing. On a busy machine they can take minutes, so a
+        cancel (Esc) stops the wait at once; they go on in the background."""
+        def settle_background() -> None:
+            self.summarizer.wait()
+            if self.memory:
+                self.memory.wait()
+
+        waiter = threading.Thread(target=settle_background, name="turn-waits", daemon=True)
+        waiter.start()
+        while waiter.is_alive():
+            if cancel.is_set():
+                raise TurnCancelled()
+            waiter.join(0.05)
+
     def settle(self, reply: Reply) -> None:
         """Wait for the reply's background work (summary, memory writes), as a player's
         reading time would, and put the memory writes' time (events indexed and facts
@@ -271,12 +287,6 @@ class Game:
         if self.memory and reply.turn and reply.trace:
             self.memory.wait()
             reply.trace.timings_ms["extract"] = round(self.memory.write_ms(reply.turn.number), 3)
-
-    def _wait_for_background(self) -> None:
-        """The next prompt needs the summary and the memories the last turn wrote."""
-        self.summarizer.wait()
-        if self.memory:
-            self.memory.wait()
 
     def prompt_parts(self, history: list[Turn], player_input: str,
                      recall: Recall | None = None) -> PromptParts:

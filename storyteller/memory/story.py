@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from storyteller.campaign import Campaign, CampaignError, Turn
 from storyteller.context.world import World
+from storyteller.engine.memory_view import MemoryEntryNotFound  # one error for the browser
 from storyteller.memory.entries import (
     NAMED_KINDS,
     MemoryEntry,
@@ -55,11 +56,6 @@ PINNED_TOKEN_CAP = 256
 PIN_IMPORTANCE = 10
 
 Progress = Callable[[int], None]
-
-
-class MemoryEntryNotFound(LookupError):
-    """The entry is gone (forgotten, or undone with its turn), or is a story passage,
-    which only /forget changes."""
 
 
 class StoryMemory:

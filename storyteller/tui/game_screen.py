@@ -188,6 +188,8 @@ class GameScreen(Screen):
             return
         event.input.remember(text)
         event.input.value = ""
+        # follow the story again: a scroll (even at the bottom) stops the log following it
+        self.query_one("#story", VerticalScroll).anchor()
         if text.startswith("/"):
             name, _, argument = text.partition(" ")
             if await self._handle_locally(canonical(name), argument.strip()):

@@ -15,11 +15,21 @@ from textual.widgets.option_list import Option
 from storyteller.engine.memory_view import MemoryEntry, MemoryEntryNotFound, MemoryView
 from storyteller.tui.dialogs import ConfirmScreen
 
+TITLE_CHARS = 30  # with the kind, fits the list at 120 columns
+
+
+def entry_title(entry: MemoryEntry) -> str:
+    """The entry's name; story passages and pins have none: the start of their text."""
+    if entry.name:
+        return entry.name
+    text = " ".join(entry.text.split())
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
+
 
 def entry_option(entry: MemoryEntry) -> Option:
     label = Text("★ " if entry.pinned else "  ", style="bold")
     label.append(f"{entry.kind:<9} ", style="dim")
-    label.append(entry.name)
+    label.append(entry_title(entry))
     return Option(label, id=entry.id)
 
 
@@ -96,9 +106,13 @@ class MemoryBrowser(Screen):
             return
         origin = f" · from turn {entry.turn}" if entry.turn is not None else ""
         pinned = " · pinned" if entry.pinned else ""
-        self.query_one("#memory-meta", Static).update(f"{entry.kind} · {entry.name}{origin}"
-                                                      f"{pinned}")
+        passage = " · a story passage: Delete drops it" if entry.kind == "event" else ""
+        self.query_one("#memory-meta", Static).update(
+            f"{entry.kind} · {entry_title(entry)}{origin}{pinned}{passage}")
         text.text = entry.text
+        text.read_only = entry.kind == "event"  # passages are the transcript's own words
+        for button in ("#memory-save", "#memory-pin"):
+            self.query_one(button, Button).disabled = entry.kind == "event"
         self.query_one("#memory-pin", Button).label = "Unpin" if entry.pinned else "Pin"
 
     @on(Button.Pressed, "#memory-save")
@@ -140,11 +154,13 @@ class MemoryBrowser(Screen):
         try:
             changed = change(entry)
         except MemoryEntryNotFound as error:
-            self.say(str(error))
-            self.reload()
+            self.say("A story passage cannot be edited or pinned; Delete drops it."
+                     if entry.kind == "event" else str(error))
+            self.reload(keep=entry.id)
             return
         self.say(done)
-        self.reload(keep=changed.id if isinstance(changed, MemoryEntry) else None)
+        # the memory store's entries are its own class: keep the entry by its id
+        self.reload(keep=getattr(changed, "id", None))
 
     def say(self, message: str) -> None:
         self.query_one("#memory-message", Static).update(message)
