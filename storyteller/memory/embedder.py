@@ -8,6 +8,7 @@ cosine distance is 1 - cosine similarity.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from storyteller.campaign import CampaignError
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BATCH_SIZE = 64
-# One torch thread: on two cores shared with llama.cpp and other work, a second thread
-# made a query embedding 4-5 times slower (OpenMP threads waiting for a busy core);
-# measured 25 ms vs 121 ms p50 under load, and batches were faster too.
-TORCH_THREADS = 1
+# Two torch threads at most. A turn's query is embedded while the model is idle (the
+# turn first waits for the background work), where two threads took 18 ms against 26 ms
+# for one (2-core machine, idle). More threads help little with batches this small, and
+# under outside load a second thread can be several times slower (OpenMP threads
+# waiting for a busy core: 121 ms against 25 ms measured on a loaded machine).
+TORCH_THREADS = min(os.cpu_count() or 1, 2)
 
 
 def bundled_model_path() -> Path:
