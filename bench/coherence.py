@@ -62,6 +62,7 @@ class Played:
 
     traces: dict[int, TurnTrace] = field(default_factory=dict)
     baselines: dict[int, dict[str, str]] = field(default_factory=dict)
+    summaries: list[str] = field(default_factory=list)  # in the order they were written
     summary_tokens: list[int] = field(default_factory=list)
     minutes: float = 0.0
 
@@ -108,14 +109,14 @@ def played(layout: str) -> Played:
 
 def play(session: Session, replay: Played | None = None, timed: set[int] = frozenset(),
          ) -> Played:
-    """Play the script. With `replay`, its narrations are told again instead of asking
-    the model (which still counts tokens, writes the summaries, and evaluates the
-    prompts of the `timed` turns)."""
+    """Play the script. With `replay`, its narrations and summaries are told again
+    instead of asking the model (which still counts tokens and evaluates the prompts of
+    the `timed` turns): the same story, the same decisions, minutes instead of twenty."""
     actions, facts = load_story()
     probes = {fact.probe_step for fact in facts}
     result = Played()
     started = time.perf_counter()
-    game, models = _open(session.settings, replay is not None)
+    game, models = _open(session.settings, replay)
     chunks = StoryChunks()
     try:
         for step, action in enumerate(actions, 1):
@@ -130,8 +131,8 @@ def play(session: Session, replay: Played | None = None, timed: set[int] = froze
             if step in probes:
                 result.baselines[step] = baseline_contexts(game, reply.trace, chunks)
             chunks.add(f"{reply.turn.input}\n{reply.turn.output}")
-        result.summary_tokens = [game.narrator.count_tokens(text)
-                                 for text in summary_texts(game)]
+        result.summaries = summary_texts(game)
+        result.summary_tokens = [game.narrator.count_tokens(text) for text in result.summaries]
     finally:
         game.close()
         for model in models:
@@ -140,17 +141,16 @@ def play(session: Session, replay: Played | None = None, timed: set[int] = froze
     return result
 
 
-def _open(settings: Settings, replaying: bool):
+def _open(settings: Settings, replay: Played | None):
     """The game, and the models the caller must close (a replaying game's)."""
-    if not replaying:
+    if replay is None:
         return open_game(settings, "coherence"), []
-    from storyteller.narrator.registry import load_extractor, load_narrator
+    from storyteller.narrator.registry import load_narrator
 
     narrator = load_narrator(settings)
-    background = load_extractor(settings, narrator)
     game = open_game(settings, "coherence", narrator=ReplayNarrator(narrator),
-                     background=background)
-    return game, [narrator, background]
+                     background=ReplaySummaries(narrator, replay.summaries))
+    return game, [narrator]
 
 
 class ReplayNarrator:
@@ -175,6 +175,19 @@ class ReplayNarrator:
         stats.completion_tokens = self.inner.count_tokens(self.text)
         stats.stopped_by = "eos"
         yield self.text
+
+
+class ReplaySummaries(ReplayNarrator):
+    """Answers each summary request with the next recorded summary."""
+
+    def __init__(self, inner, texts: list[str]):
+        super().__init__(inner)
+        self.texts = list(texts)
+
+    def stream(self, prompt, options, cancel, stats, json_schema=None):
+        if self.texts:
+            self.text = self.texts.pop(0)
+        yield from super().stream(prompt, options, cancel, stats, json_schema)
 
 
 def summary_texts(game) -> list[str]:

@@ -11,7 +11,7 @@ from storyteller.engine.session import open_game
 from storyteller.engine.trace import TIMING_STAGES
 from storyteller.narrator.registry import embedded_model_path
 
-TURNS = 20
+TURNS = 12
 SETTINGS = {"n_ctx": 2048, "max_tokens": 96, "seed": 5, "temperature": 0.8}
 
 

@@ -18,7 +18,7 @@ from storyteller.memory.entries import (
 )
 from storyteller.memory.extract import FACTS_SCHEMA, Fact, merge, validate
 from storyteller.memory.journal import JOURNAL_FILE, MemoryJournal
-from storyteller.memory.retrieve import Lorebook, Recalled, fit, score
+from storyteller.memory.retrieve import Lorebook, Recalled, fit, nearest, score
 from storyteller.narrator.base import NarratorError
 
 MAREN = MemoryEntry(id="character-maren-holt", kind="character", name="Maren Holt",
@@ -265,3 +265,26 @@ def test_fit_keeps_the_best_memories_that_fit_the_cap():
              for i in range(6)]
     kept, dropped = fit(items, lambda text: len(text.split()), cap=36)
     assert [item.entry.id for item in kept] == ["m5", "m4", "m3"] and dropped == 3
+
+
+class QueryRecorder:
+    """Stands in for the store: records what recall embeds, finds nothing."""
+
+    def __init__(self):
+        self.embedded: list[str] = []
+
+    def embed(self, texts):
+        self.embedded = list(texts)
+        return [[0.0]] * len(texts)
+
+    def query(self, vectors, n):
+        return [[] for _ in vectors]
+
+
+def test_only_a_short_input_is_also_searched_with_the_last_turn():
+    store = QueryRecorder()
+    nearest(store, "open it", "She hands you a sealed letter.", 5)
+    assert store.embedded == ["open it", "open it\nShe hands you a sealed letter."]
+    asked = "where did I hide my aunt's brass key last spring"
+    nearest(store, asked, "She hands you a sealed letter.", 5)
+    assert store.embedded == [asked]

@@ -2,18 +2,22 @@
 
     score = relevance + RECENCY_WEIGHT * recency + IMPORTANCE_WEIGHT * importance / 10
 
-relevance is KEYWORD_RELEVANCE when the entry's name or an alias was mentioned in the
-input or the last few turns (a lorebook), else its cosine similarity with the query;
+relevance is KEYWORD_RELEVANCE when the entry's name or an alias is in the player's
+input (a lorebook), RECENT_NAME_RELEVANCE (or its similarity, if higher) when it is only
+in the last few turns (it comes if there is room), else its cosine similarity with the
+query;
 recency is RECENCY_DECAY ** (turns since the entry was last written or mentioned);
 importance is rated 1-10 once, when the entry is written (Generative Agents, arXiv
 2304.03442, section 4.1). Pinned entries are always included.
 
-The query is the player input, and the input plus the end of the last turn (for "open
-it" to find the letter the last turn was about), embedded together (a short text embeds
-faster) and searched in one Chroma call.
-A hit's similarity is the better of the two, the second discounted by CONTEXT_WEIGHT:
-otherwise the last narration, many times longer than the input, decides the search,
-and old turns that resemble it crowd out what the player asked about.
+The query is the player input; a short input ("open it") is also searched with the end
+of the last turn, for the letter the last turn was about, both embedded together and
+searched in one Chroma call. A hit's similarity is the better of the two, the second
+discounted by CONTEXT_WEIGHT: otherwise the last narration, many times longer than the
+input, decides the search, and old turns that resemble it crowd out what the player
+asked about. A longer input says what it is about by itself: adding the narration there
+cost a third of long-range recall in the coherence benchmark (a small model's turns all
+look alike, so its narration matched every old turn better than the one asked about).
 Relevance dominates the score on purpose: the recent turns are in the prompt verbatim
 already, so recency and importance only order memories of similar relevance.
 """
@@ -36,8 +40,14 @@ VECTOR_CANDIDATES = 12  # nearest entries fetched from Chroma before scoring
 EVENT_CHUNKS_PER_TURN = 3  # a turn is its action and one or two story chunks (entries.py)
 MIN_RELEVANCE = 0.25  # a vector hit less similar than this is noise, not a memory
 KEYWORD_RELEVANCE = 1.0
+# A name only the story (not the player) said lately: the entry comes along when there
+# is room left after everything the search found relevant. At 1.0 (and even at 0.3), a
+# small model that names the world's people in every turn filled the memory share with
+# their lore, and a debt asked about 160 turns later was left out.
+RECENT_NAME_RELEVANCE = 0.0
 CONTEXT_WEIGHT = 0.7  # similarity to "input + last turn" counts 70% of similarity to input
 CONTEXT_WORDS = 40  # of the last narration, its end: what "it" and "her" refer to
+CONTEXT_MAX_INPUT_WORDS = 5  # inputs this short are also searched with the last turn
 RECENCY_DECAY = 0.98  # per turn: a memory untouched for 34 turns has half its recency
 RECENCY_WEIGHT = 0.1
 IMPORTANCE_WEIGHT = 0.2
@@ -133,10 +143,11 @@ def shown_verbatim(entry: MemoryEntry, oldest_shown: int) -> bool:
 
 def nearest(store: MemoryStore, player_input: str, last_output: str, n: int,
             ) -> dict[str, tuple[MemoryEntry, float]]:
-    """Entries near the input (or near the input plus the last narration, discounted),
-    with their relevance: one batched embedding, one Chroma query."""
+    """Entries near the input (a short input: or near it plus the last narration,
+    discounted), with their relevance: one batched embedding, one Chroma query."""
     context = " ".join(last_output.split()[-CONTEXT_WORDS:])
-    queries = [player_input] + ([f"{player_input}\n{context}"] if context else [])
+    short = len(player_input.split()) <= CONTEXT_MAX_INPUT_WORDS
+    queries = [player_input] + ([f"{player_input}\n{context}"] if context and short else [])
     found: dict[str, tuple[MemoryEntry, float]] = {}
     for weight, hits in zip((1.0, CONTEXT_WEIGHT), store.query(store.embed(queries), n),
                             strict=False):

@@ -35,6 +35,7 @@ from storyteller.memory.retrieve import (
     KEYWORD_RELEVANCE,
     KEYWORD_SCAN_TURNS,
     MIN_RELEVANCE,
+    RECENT_NAME_RELEVANCE,
     Lorebook,
     Recall,
     Recalled,
@@ -284,11 +285,14 @@ class StoryMemory:
             entries = dict(self.state.entries)
             hidden = {i for i, turn in self.state.written_by.items() if turn == hide_turn}
             removed = set(self.state.removed)
-            scanned = [player_input] + [f"{t.input}\n{t.output}"
-                                        for t in recent[-KEYWORD_SCAN_TURNS:]]
-            activated = self.lorebook.mentioned("\n".join(scanned)) - hidden
+            named = self.lorebook.mentioned(player_input) - hidden
+            scanned = "\n".join(f"{t.input}\n{t.output}" for t in recent[-KEYWORD_SCAN_TURNS:])
+            named_lately = self.lorebook.mentioned(scanned) - hidden - named
         candidates = {i: Recalled(entries[i], self._score(entries[i], KEYWORD_RELEVANCE, now),
-                                  "keyword") for i in activated}
+                                  "keyword") for i in named}
+        candidates |= {i: Recalled(entries[i], self._score(entries[i], RECENT_NAME_RELEVANCE,
+                                                           now), "keyword")
+                       for i in named_lately}
         similarity: dict[str, float] = {}
         oldest_shown = recent[0].number if recent else now
         problem = None
@@ -302,7 +306,8 @@ class StoryMemory:
                 continue
             similarity[entry_id] = relevance
             entry = entries.get(entry_id, hit)
-            if entry_id not in candidates and relevance >= MIN_RELEVANCE:
+            floor = RECENT_NAME_RELEVANCE if entry_id in named_lately else MIN_RELEVANCE
+            if entry_id not in named and relevance > floor:
                 candidates[entry_id] = Recalled(entry, self._score(entry, relevance, now),
                                                 "vector")
         recall = self._select(entries, candidates, similarity, now)
