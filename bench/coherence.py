@@ -34,10 +34,11 @@ WORLD = "brackenmoor"
 # Note-taking (fact extraction) is off: with the 135M model it keeps few facts and costs
 # about 3 s a turn, which would put this run over the time limit. Recall here comes from
 # the lorebook, vector search over the story, summaries and pinned facts.
-SETTINGS = {"n_ctx": 2048, "max_tokens": 48, "seed": 11, "extractor_model": "off",
+SETTINGS = {"n_ctx": 2048, "max_tokens": 32, "seed": 11, "extractor_model": "off",
             "world": WORLD}
 VECTOR_TOP = 3
 TTFT_CHECKPOINTS = (10, 50, 100, 200, 300)
+TTFT_WINDOW = 5  # turns up to each checkpoint whose median TTFT is reported
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,10 @@ def prompts_dir() -> Path:
 
 
 def timed_turns() -> set[int]:
-    """The turns whose first token bench/ttft.py reports: ten up to each checkpoint, and
-    one before them that fills the cache."""
+    """The turns whose first token bench/ttft.py reports (TTFT_WINDOW up to each
+    checkpoint), and one before them that fills the cache."""
     return {turn for checkpoint in TTFT_CHECKPOINTS
-            for turn in range(max(checkpoint - 10, 1), checkpoint + 1)}
+            for turn in range(max(checkpoint - TTFT_WINDOW, 1), checkpoint + 1)}
 
 
 @functools.cache

@@ -5,7 +5,7 @@ model played it, the naive one replayed with its prompts evaluated on the timed 
 
 from __future__ import annotations
 
-from bench.coherence import SETTINGS, TTFT_CHECKPOINTS, played, timed_turns
+from bench.coherence import SETTINGS, TTFT_CHECKPOINTS, TTFT_WINDOW, played, timed_turns
 from bench.common import BENCH_DIR, median, table
 
 LAYOUTS = ("stable", "memories-first")
@@ -20,8 +20,8 @@ def ttfts(layout: str) -> dict[int, float]:
 
 
 def window(values: dict[int, float], turn: int) -> float:
-    """Median of the ten turns ending at `turn`: one turn may be a summary turn."""
-    return median(values[t] for t in range(turn - 9, turn + 1) if t in values)
+    """Median of the turns ending at `turn`: one of them may be a summary turn."""
+    return median(values[t] for t in range(turn - TTFT_WINDOW + 1, turn + 1) if t in values)
 
 
 def plot(results: dict[str, list[float]]) -> str:
@@ -60,7 +60,7 @@ def run() -> str:
         "",
         f"The coherence session's {turns} narrated turns: embedded model, n_ctx "
         f"{SETTINGS['n_ctx']}, max_tokens {SETTINGS['max_tokens']}, seed {SETTINGS['seed']}. "
-        "Each figure is the median of the ten turns ending there (a summary turn "
+        f"Each figure is the median of the {TTFT_WINDOW} turns ending there (a summary turn "
         "re-evaluates everything after the pinned facts); a retried answer's TTFT is its "
         "first attempt's. The memories-first layout replays the same story "
         f"({played('memories-first').minutes:.1f} min).",
