@@ -23,11 +23,11 @@ def test_scripted_run_prints_traces_and_continues(tmp_path):
             "--seed", "1", "--max-tokens", "40", "--extractor-model", "off"]
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    narrations = [block for block in first.stdout.split("\n\n") if block.strip()]
-    assert len(narrations) == 3
-
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     assert [r["turn"] for r in records] == [1, 2, 3]
+    # each narration is printed, in order (a narration may hold blank lines itself)
+    printed = [first.stdout.index(r["output"]) for r in records]
+    assert printed == sorted(printed)
     for record in records:
         assert record["output"].strip()
         assert record["prompt_tokens"] > 0 and record["n_ctx"] > 0
