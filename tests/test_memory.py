@@ -17,7 +17,8 @@ from storyteller.engine.session import open_game
 from storyteller.memory.embedder import MODEL_NAME, MiniLMEmbedder, shared_embedder
 from storyteller.memory.entries import event_entries
 from storyteller.memory.journal import JOURNAL_FILE, MemoryJournal
-from storyteller.memory.store import MemoryStore, collection_name
+from storyteller.memory.retrieve import EVENT_CHUNKS_PER_TURN
+from storyteller.memory.store import INDEX_FORMAT, MemoryStore, collection_name
 from storyteller.narrator.scripted import ScriptedNarrator
 
 PLANTED_ACTION = "I bury the brass key beneath the crooked oak behind the mill"
@@ -222,6 +223,18 @@ def test_another_embedding_model_means_a_new_index(settings):
     reopened.close()
 
 
+def test_an_index_of_an_older_format_is_rebuilt(settings):
+    game = open_game(settings, "format", story_narrator())
+    play(game, PLANTED_ACTION)
+    game.memory.store.collection.modify(metadata={"embedding_model": MODEL_NAME,
+                                                  "index_format": INDEX_FORMAT - 1})
+    game.close()
+    reopened = open_game(settings, "format", ScriptedNarrator())
+    assert reopened.memory.store.collection.metadata["index_format"] == INDEX_FORMAT
+    assert reopened.memory.store.count() > 0 and not reopened.memory.index_is_stale()
+    reopened.close()
+
+
 class GatedExtractor(ScriptedNarrator):
     """An extractor that answers only once the test opens its gate (or it is cancelled)."""
 
@@ -316,9 +329,10 @@ def test_memory_commands(settings):
     assert f"pinned plot      {pin_id}" in listing and "character-maren-holt" in listing
     assert f"{len(event_entries(game.campaign.turns[0]))} story passages" in listing
 
-    found = game.submit("/memory buried brass key").message
-    for event_id in {word for word in found.split() if word.startswith("event-1-")}:
-        assert "Forgotten" in game.submit(f"/forget {event_id}").message
+    for _ in range(EVENT_CHUNKS_PER_TURN):  # a turn's action passage shows once its
+        found = game.submit("/memory buried brass key").message  # story passage is gone
+        for event_id in {word for word in found.split() if word.startswith("event-1-")}:
+            assert "Forgotten" in game.submit(f"/forget {event_id}").message
     assert "event-1-" not in game.submit("/memory buried brass key").message
     assert "Forgotten" in game.submit(f"/forget {pin_id}").message
     assert pin_id not in game.submit("/memory").message

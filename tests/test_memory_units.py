@@ -3,6 +3,7 @@ keyword activation, scoring, and checking and merging extracted facts."""
 
 import json
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,7 +19,15 @@ from storyteller.memory.entries import (
 )
 from storyteller.memory.extract import FACTS_SCHEMA, Fact, merge, validate
 from storyteller.memory.journal import JOURNAL_FILE, MemoryJournal
-from storyteller.memory.retrieve import Lorebook, Recalled, fit, nearest, score
+from storyteller.memory.retrieve import (
+    Lorebook,
+    Recalled,
+    fit,
+    merge_repeated_actions,
+    nearest,
+    score,
+    wants_context,
+)
 from storyteller.narrator.base import NarratorError
 
 MAREN = MemoryEntry(id="character-maren-holt", kind="character", name="Maren Holt",
@@ -31,6 +40,28 @@ def entry(entry_id, kind="character", name="", aliases=(), text="A fact.", **fie
 
 
 # -- keyword activation -------------------------------------------------------
+
+def test_an_event_is_embedded_without_the_labels_every_event_shares():
+    turn = Turn(number=7, input="I hide the key under the oak.", output="Crows watch you.")
+    action, story = event_entries(turn)
+    assert story.text == (
+        "Turn 7. The player: I hide the key under the oak. The story: Crows watch you.")
+    assert action.search_text == "I hide the key under the oak."
+    assert story.search_text == "I hide the key under the oak.\nCrows watch you."
+    lore = entry("c1", text="Maren runs the forge.")
+    assert lore.search_text == lore.text
+
+
+def test_a_turns_action_found_with_its_story_passage_is_told_once():
+    action, story = event_entries(Turn(number=7, input="I hide the key under the oak.",
+                                       output="Crows watch you."))
+    lore = entry("c1", text="Maren runs the forge.")
+    found = [Recalled(action, 0.9, "vector"), Recalled(story, 0.5, "vector"),
+             Recalled(lore, 0.4, "vector")]
+    told = merge_repeated_actions(found)
+    assert [(item.entry.id, item.score) for item in told] == [(story.id, 0.9), (lore.id, 0.4)]
+    assert merge_repeated_actions(found[:1] + found[2:]) == found[:1] + found[2:]
+
 
 def test_keyword_activation_by_name_alias_and_first_name():
     book = Lorebook([MAREN, entry("character-dr-lena-voss", name="Dr. Lena Voss",
@@ -268,23 +299,31 @@ def test_fit_keeps_the_best_memories_that_fit_the_cap():
 
 
 class QueryRecorder:
-    """Stands in for the store: records what recall embeds, finds nothing."""
+    """Stands in for the store: records what recall embeds and searches, finds nothing."""
 
     def __init__(self):
         self.embedded: list[str] = []
+        self.searched: list = []
 
     def embed(self, texts):
         self.embedded = list(texts)
-        return [[0.0]] * len(texts)
+        return [np.array([1.0, 0.0])] * len(texts)
 
     def query(self, vectors, n):
+        self.searched = list(vectors)
         return [[] for _ in vectors]
 
 
 def test_only_a_short_input_is_also_searched_with_the_last_turn():
+    assert wants_context("open it")
+    assert not wants_context("where did I hide my aunt's brass key last spring")
+
+
+def test_the_last_turn_joins_the_search_as_a_second_vector_without_embedding_it_again():
     store = QueryRecorder()
-    nearest(store, "open it", "She hands you a sealed letter.", 5)
-    assert store.embedded == ["open it", "open it\nShe hands you a sealed letter."]
-    asked = "where did I hide my aunt's brass key last spring"
-    nearest(store, asked, "She hands you a sealed letter.", 5)
-    assert store.embedded == [asked]
+    nearest(store, "open it", 5, context_vector=np.array([0.0, 1.0]))
+    assert store.embedded == ["open it"]
+    assert len(store.searched) == 2
+    np.testing.assert_allclose(store.searched[1], np.array([1.0, 1.0]) / np.sqrt(2))
+    nearest(store, "open it", 5)
+    assert len(store.searched) == 1

@@ -26,6 +26,8 @@ EVENT_INPUT_WORDS = 30  # the player's action, repeated at the head of every chu
 ACTION_CHUNK_MIN_WORDS = 4
 _POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?…\"”])\s+")
+_EVENT_HEADER = re.compile(r"^Turn \d+\. The player: ")
+_EVENT_STORY = " The story: "
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,16 @@ class MemoryEntry:
     def names(self) -> tuple[str, ...]:
         """The name and aliases: what keyword activation looks for."""
         return tuple(n for n in (self.name, *self.aliases) if n)
+
+    @property
+    def search_text(self) -> str:
+        """What the embedding reads: an event without the "Turn N. The player:" and "The
+        story:" labels every event shares. Those words made every passage a little alike:
+        without them, a fact asked about 100-250 turns later matched its passage by
+        0.06-0.18 more (coherence benchmark), enough to rank above unrelated turns."""
+        if self.kind != "event":
+            return self.text
+        return _EVENT_HEADER.sub("", self.text).replace(_EVENT_STORY, "\n", 1)
 
     def to_json(self) -> dict:
         return {**asdict(self), "aliases": list(self.aliases)}
@@ -139,7 +151,7 @@ def event_entries(turn: Turn) -> list[MemoryEntry]:
                                    text=text, turn=turn.number, importance=EVENT_IMPORTANCE,
                                    source="story"))
     for index, chunk in enumerate(chunks or [""]):
-        text = f"Turn {turn.number}. The player: {action} The story: {chunk}".strip()
+        text = f"Turn {turn.number}. The player: {action}{_EVENT_STORY}{chunk}".strip()
         entries.append(MemoryEntry(id=f"event-{turn.number}-{index}-{short_hash(text)}",
                                    kind="event", text=text, turn=turn.number,
                                    importance=EVENT_IMPORTANCE, source="story"))

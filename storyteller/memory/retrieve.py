@@ -11,13 +11,16 @@ importance is rated 1-10 once, when the entry is written (Generative Agents, arX
 2304.03442, section 4.1). Pinned entries are always included.
 
 The query is the player input; a short input ("open it") is also searched with the end
-of the last turn, for the letter the last turn was about, both embedded together and
-searched in one Chroma call. A hit's similarity is the better of the two, the second
-discounted by CONTEXT_WEIGHT: otherwise the last narration, many times longer than the
-input, decides the search, and old turns that resemble it crowd out what the player
-asked about. A longer input says what it is about by itself: adding the narration there
-cost a third of long-range recall in the coherence benchmark (a small model's turns all
-look alike, so its narration matched every old turn better than the one asked about).
+of the last turn, for the letter the last turn was about: that second query is the sum
+of the input's and the narration end's unit vectors, and both are searched in one
+Chroma call. The narration's end is embedded in the background when its turn is
+written, so a turn embeds only its input (one short text: about 11 ms, where embedding
+"input + narration" too took 19). A hit's similarity is the better of the two, the
+second discounted by CONTEXT_WEIGHT: otherwise the last narration decides the search,
+and old turns that resemble it crowd out what the player asked about. A longer input
+says what it is about by itself: adding the narration there cost a third of long-range
+recall in the coherence benchmark (a small model's turns all look alike, so its
+narration matched every old turn better than the one asked about).
 Relevance dominates the score on purpose: the recent turns are in the prompt verbatim
 already, so recency and importance only order memories of similar relevance.
 """
@@ -26,8 +29,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from storyteller.context.prompt import PromptMemory
 from storyteller.memory.entries import MemoryEntry, normalize_name
@@ -141,16 +146,27 @@ def shown_verbatim(entry: MemoryEntry, oldest_shown: int) -> bool:
     return entry.kind == "event" and entry.turn >= oldest_shown
 
 
-def nearest(store: MemoryStore, player_input: str, last_output: str, n: int,
+def context_of(last_output: str) -> str:
+    """The end of the last narration: what "it" and "her" in a short input refer to."""
+    return " ".join(last_output.split()[-CONTEXT_WORDS:])
+
+
+def wants_context(player_input: str) -> bool:
+    """A short input is also searched with the end of the last turn."""
+    return len(player_input.split()) <= CONTEXT_MAX_INPUT_WORDS
+
+
+def nearest(store: MemoryStore, player_input: str, n: int, context_vector=None,
             ) -> dict[str, tuple[MemoryEntry, float]]:
-    """Entries near the input (a short input: or near it plus the last narration,
-    discounted), with their relevance: one batched embedding, one Chroma query."""
-    context = " ".join(last_output.split()[-CONTEXT_WORDS:])
-    short = len(player_input.split()) <= CONTEXT_MAX_INPUT_WORDS
-    queries = [player_input] + ([f"{player_input}\n{context}"] if context and short else [])
+    """Entries near the input (and, given the last narration end's embedding, near both
+    together, discounted), with their relevance: one embedding, one Chroma query."""
+    input_vector = store.embed([player_input])[0]
+    queries = [input_vector]
+    if context_vector is not None:
+        both = np.asarray(input_vector) + np.asarray(context_vector)
+        queries.append(both / (np.linalg.norm(both) or 1.0))
     found: dict[str, tuple[MemoryEntry, float]] = {}
-    for weight, hits in zip((1.0, CONTEXT_WEIGHT), store.query(store.embed(queries), n),
-                            strict=False):
+    for weight, hits in zip((1.0, CONTEXT_WEIGHT), store.query(queries, n), strict=False):
         for hit in hits:
             relevance = weight * hit.similarity
             if relevance > found.get(hit.entry.id, (None, -1.0))[1]:
@@ -162,6 +178,24 @@ def score(entry: MemoryEntry, relevance: float, last_mention: int, now: int) -> 
     turns_since = max(0, now - max(entry.turn, last_mention))
     recency = RECENCY_DECAY ** turns_since
     return relevance + RECENCY_WEIGHT * recency + IMPORTANCE_WEIGHT * entry.importance / 10
+
+
+def merge_repeated_actions(items: list[Recalled]) -> list[Recalled]:
+    """A turn's action chunk, when its story chunk that starts with the same words was
+    found too, adds only a second copy of the action to the prompt: the story chunk
+    stays, with the better score of the two."""
+    merged = {item.entry.id: item for item in items}
+    for action in items:
+        if action.entry.kind != "event":
+            continue
+        story = next((item for item in items if item.entry.id != action.entry.id
+                      and item.entry.turn == action.entry.turn
+                      and item.entry.text.startswith(action.entry.text)), None)
+        if story is not None and story.entry.id in merged:
+            del merged[action.entry.id]
+            merged[story.entry.id] = replace(merged[story.entry.id],
+                                             score=max(story.score, action.score))
+    return list(merged.values())
 
 
 def fit(items: list[Recalled], count_tokens: Callable[[str], int], cap: int,

@@ -2,8 +2,9 @@
 
 Embedded by default (a PersistentClient in saves/<campaign>/memory/), or a Chroma
 server with --memory-url http://HOST:PORT. Either way one collection per campaign,
-whose metadata records the embedding model: a collection made with another model is
-rebuilt, never mixed. Embeddings are computed here, in batches, by the embedder.
+whose metadata records the embedding model and what its vectors were made of: a
+collection made with another model (or an older format) is rebuilt, never mixed.
+Embeddings are computed here, in batches, by the embedder.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from storyteller.memory.entries import MemoryEntry
 
 INDEX_FOLDER = "memory"
 MODEL_KEY = "embedding_model"
+FORMAT_KEY = "index_format"
+INDEX_FORMAT = 2  # 2: vectors of MemoryEntry.search_text (1: of the full text)
 WRITE_BATCH = 128
 
 
@@ -90,12 +93,16 @@ class MemoryStore:
         except NotFoundError:
             pass
         else:
-            if (collection.metadata or {}).get(MODEL_KEY) == self.embedder.model_name:
+            recorded = collection.metadata or {}
+            if all(recorded.get(key) == value for key, value in self._metadata().items()):
                 return collection
-            self.client.delete_collection(self.name)  # another model's vectors: start over
+            self.client.delete_collection(self.name)  # other vectors: start over
         return self.client.create_collection(
-            self.name, embedding_function=None, metadata={MODEL_KEY: self.embedder.model_name},
+            self.name, embedding_function=None, metadata=self._metadata(),
             configuration={"hnsw": {"space": "cosine"}})
+
+    def _metadata(self) -> dict:
+        return {MODEL_KEY: self.embedder.model_name, FORMAT_KEY: INDEX_FORMAT}
 
     def reset(self) -> None:
         """Drop every vector (reindex starts from an empty collection)."""
@@ -125,7 +132,7 @@ class MemoryStore:
             self._upsert_batch(batch, progress)
 
     def _upsert_batch(self, batch: list[MemoryEntry], progress) -> None:
-        vectors = self.embedder([entry.text for entry in batch])
+        vectors = self.embedder([entry.search_text for entry in batch])
         self._guard(lambda: self.collection.upsert(
             ids=[entry.id for entry in batch], embeddings=vectors,
             documents=[entry.text for entry in batch],
