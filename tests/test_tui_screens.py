@@ -52,6 +52,19 @@ async def test_without_a_campaign_the_command_line_opens_the_title_screen(monkey
     assert opened == [None, "quest"]
 
 
+def test_an_app_that_stops_on_an_error_exits_non_zero(monkeypatch, settings):
+    class BrokenApp(tui_app.StorytellerApp):
+        def on_mount(self) -> None:
+            raise RuntimeError("a bug in the app")
+
+        def run(self, **options):
+            return super().run(headless=True)
+
+    monkeypatch.setattr(tui_app, "make_app", lambda settings, name: BrokenApp(
+        settings, name, ScriptedNarrator(), lambda game: None))
+    assert cli.main(["--saves-dir", str(settings.saves_dir)]) == 1
+
+
 async def test_title_screen_starts_a_new_campaign_in_the_chosen_world(settings):
     app = make_app(settings, None, ScriptedNarrator())
     async with app.run_test(size=SIZE) as pilot:

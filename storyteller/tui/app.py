@@ -70,5 +70,7 @@ def make_app(settings: Settings, campaign_name: str | None = None,
 
 
 def run_app(settings: Settings, campaign_name: str | None) -> int:
-    make_app(settings, campaign_name).run()
-    return 0
+    """The exit status: 1 when the app stopped on an error (Textual shows it)."""
+    app = make_app(settings, campaign_name)
+    app.run()
+    return app.return_code or 0
