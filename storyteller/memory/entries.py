@@ -144,14 +144,14 @@ def event_entries(turn: Turn) -> list[MemoryEntry]:
     if current:
         chunks.append(" ".join(current))
     entries = []
+    header = f"Turn {turn.number}. The player: "  # search_text drops it again
     if len(turn.input.split()) >= ACTION_CHUNK_MIN_WORDS:
-        said = " ".join(turn.input.split()[:EVENT_CHUNK_WORDS])
-        text = f"Turn {turn.number}. The player: {said}"
+        text = header + " ".join(turn.input.split()[:EVENT_CHUNK_WORDS])
         entries.append(MemoryEntry(id=f"event-{turn.number}-a-{short_hash(text)}", kind="event",
                                    text=text, turn=turn.number, importance=EVENT_IMPORTANCE,
                                    source="story"))
     for index, chunk in enumerate(chunks or [""]):
-        text = f"Turn {turn.number}. The player: {action}{_EVENT_STORY}{chunk}".strip()
+        text = f"{header}{action}{_EVENT_STORY}{chunk}".strip()
         entries.append(MemoryEntry(id=f"event-{turn.number}-{index}-{short_hash(text)}",
                                    kind="event", text=text, turn=turn.number,
                                    importance=EVENT_IMPORTANCE, source="story"))

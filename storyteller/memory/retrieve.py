@@ -184,18 +184,17 @@ def merge_repeated_actions(items: list[Recalled]) -> list[Recalled]:
     """A turn's action chunk, when its story chunk that starts with the same words was
     found too, adds only a second copy of the action to the prompt: the story chunk
     stays, with the better score of the two."""
-    merged = {item.entry.id: item for item in items}
+    kept = {item.entry.id: item for item in items}
     for action in items:
-        if action.entry.kind != "event":
-            continue
-        story = next((item for item in items if item.entry.id != action.entry.id
+        story = next((item for item in items if item.entry.kind == action.entry.kind == "event"
+                      and item.entry.id != action.entry.id
                       and item.entry.turn == action.entry.turn
                       and item.entry.text.startswith(action.entry.text)), None)
-        if story is not None and story.entry.id in merged:
-            del merged[action.entry.id]
-            merged[story.entry.id] = replace(merged[story.entry.id],
-                                             score=max(story.score, action.score))
-    return list(merged.values())
+        if story is not None and story.entry.id in kept:
+            del kept[action.entry.id]
+            kept[story.entry.id] = replace(kept[story.entry.id],
+                                           score=max(kept[story.entry.id].score, action.score))
+    return list(kept.values())
 
 
 def fit(items: list[Recalled], count_tokens: Callable[[str], int], cap: int,
