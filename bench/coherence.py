@@ -28,7 +28,8 @@ from bench.common import BENCH_DIR, Session, median, percentile, table
 from storyteller.config import PROJECT_DIR, Settings
 from storyteller.engine.session import open_game
 from storyteller.engine.trace import TurnTrace
-from storyteller.narrator.base import GenerationStats
+from storyteller.generation import GenerationStats
+from storyteller.storage.durable import read_jsonl
 
 WORLD = "brackenmoor"
 # Note-taking (fact extraction) is off: with the 135M model it keeps few facts and costs
@@ -192,11 +193,8 @@ class ReplaySummaries(ReplayNarrator):
 
 
 def summary_texts(game) -> list[str]:
-    import json
-
-    path = game.campaign.path / "summaries.jsonl"
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-               if line.strip()] if path.exists() else []
+    """Every summary the session wrote, in order (invalidated ones too)."""
+    records = read_jsonl(game.summarizer.summaries.path)
     return [record["text"] for record in records if record.get("type") == "summary"]
 
 
@@ -230,7 +228,7 @@ def baseline_contexts(game, trace: TurnTrace, chunks: StoryChunks) -> dict[str, 
     """What the simpler memories would have put in this turn's prompt. The window gets
     every token storyteller's prompt had besides the system prompt and the input."""
     sections = {section["name"]: section["tokens"] for section in trace.sections}
-    room = game.budget.prompt_limit - sections["system"] - sections["input"]
+    room = game.pipeline.budget.prompt_limit - sections["system"] - sections["input"]
     window: list[str] = []
     for turn in reversed(game.campaign.turns[:-1]):
         text = f"{turn.input}\n{turn.output}"

@@ -61,7 +61,7 @@ def percentile(values: list[float], share: float) -> float:
 def measure(store, asked: list[tuple[str, str]]) -> dict[str, list[float]]:
     """Per query: recall's vector search as a whole (`total`), and apart, its embedding
     and its Chroma query."""
-    from storyteller.memory.retrieve import context_of, nearest, vector_candidates, wants_context
+    from storyteller.memory.recall import context_of, nearest, vector_candidates, wants_context
 
     n = vector_candidates(RECENT_TURNS)
     times: dict[str, list[float]] = {"embed": [], "query": [], "total": []}

@@ -94,7 +94,7 @@ def run() -> str:
         f"turn (goal <= 5%: {'met' if share <= 0.05 else 'missed'}). Note-taking (extract) "
         "and summaries run in the background after the turn is shown and saved, while the "
         "player reads and types; the bench waits for them between turns, as a player's "
-        "reading time would (`wait` is what was left). The loop guard retold "
+        "reading time would (no turn waits for them). The loop guard retold "
         f"{retried} of {len(traces)} answers (`generate` counts every attempt; tokens/s "
         "is the kept answer's).",
     ])

@@ -11,10 +11,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from storyteller import __version__
-from storyteller.campaign import CampaignError
-from storyteller.config import Settings
-from storyteller.export import EXPORT_FORMATS
-from storyteller.narrator.base import NarratorError
+from storyteller.config import BACKENDS, Settings
+from storyteller.errors import StorytellerError
+from storyteller.generation import Sampling
+from storyteller.storage.export import EXPORT_FORMATS
 
 
 def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) -> None:
@@ -24,8 +24,9 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
     parser.add_argument("--world", help="world for a new campaign, from prompts/worlds/")
     parser.add_argument("--model", help="a preset (`storyteller models` lists them), a .gguf "
                         "path, a Hugging Face model folder, or a model name on a server")
-    parser.add_argument("--backend", choices=("llamacpp", "transformers", "openai"),
-                        help="when the model alone does not say (default: from --model)")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="when the model alone does not say (default: from --model); "
+                             "'scripted' replays canned replies (--model FILE: its replies)")
     parser.add_argument("--base-url", help="OpenAI-compatible server, e.g. "
                         "http://127.0.0.1:8080/v1 (implies --backend openai)")
     parser.add_argument("--api-key", help="the server's API key (or STORYTELLER_API_KEY); "
@@ -37,7 +38,7 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
     parser.add_argument("--device", help="transformers: auto (default), cpu, cuda, mps")
     parser.add_argument("--dtype", help="transformers: auto (default), float32, bfloat16, float16")
     parser.add_argument("--seed", type=int, help="sampling seed, for repeatable stories")
-    parser.add_argument("--max-tokens", type=int, help="longest narration in tokens")
+    _add_sampling_flags(parser)
     parser.add_argument("--n-ctx", type=int, help="context size in tokens (default: the model's)")
     parser.add_argument("--threads", type=int, dest="n_threads", help="CPU threads for the model")
     parser.add_argument("--log-level", type=int, dest="content_log_level", metavar="0-3",
@@ -49,6 +50,14 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
     parser.add_argument("--extractor-model",
                         help="model that notes facts after each turn and writes summaries: "
                              "like --model; 'off' stops note-taking (default: the narrator's)")
+
+
+def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:
+    """--temperature, --top-p, --top-k, --repeat-penalty, --max-tokens: from the one
+    definition of the sampling fields (kept with the campaign once given)."""
+    for name, info in Sampling.model_fields.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=info.annotation,
+                            help=f"{info.description.lower()}; default {info.default}")
 
 
 def _add_saves_flag(parser: argparse.ArgumentParser) -> None:
@@ -101,9 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Flags that were given override environment variables and defaults."""
-    fields = ("world", "model", "seed", "max_tokens", "n_ctx", "n_threads", "saves_dir",
+    fields = ("world", "model", "seed", "n_ctx", "n_threads", "saves_dir",
               "content_log_level", "memory_url", "extractor_model", "backend", "base_url",
-              "api_key", "n_gpu_layers", "flash_attn", "lora", "device", "dtype")
+              "api_key", "n_gpu_layers", "flash_attn", "lora", "device", "dtype",
+              *Sampling.model_fields)
     return Settings(**{name: getattr(args, name) for name in fields
                        if getattr(args, name, None) is not None})
 
@@ -123,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return reindex_campaign(settings, args.campaign)
         if args.command == "worlds":
-            from storyteller.context.world import world_names
+            from storyteller.storage.worlds import world_names
 
             print("\n".join(world_names(settings.prompts_dir)))
             return 0
@@ -139,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         from storyteller.tui.app import run_app
 
         return run_app(settings, args.campaign)
-    except (CampaignError, NarratorError) as error:
+    except StorytellerError as error:
         print(f"storyteller: {error}", file=sys.stderr)
         return 2
     except ValidationError as error:

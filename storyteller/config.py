@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storyteller.generation import Sampling
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # Nothing is ever downloaded from a model hub, and Chroma does not phone home.
@@ -21,7 +23,19 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 
-class Settings(BaseSettings):
+BACKENDS = ("llamacpp", "transformers", "openai", "scripted")
+
+
+class Tuning(Sampling):
+    """What a player tunes per campaign (the settings screen, kept in campaign.json):
+    the sampling, and how much the content log records."""
+
+    content_log_level: int = Field(
+        0, ge=0, le=3, description="Content log in saves/<campaign>/logs/: 0 off, 1 per-turn "
+        "summary, 2 key stages, 3 full prompts and outputs.")
+
+
+class Settings(Tuning, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STORYTELLER_", extra="ignore")
 
     saves_dir: Path = Field(Path("saves"), description="Where campaigns are stored.")
@@ -31,16 +45,16 @@ class Settings(BaseSettings):
     models_dir: Path = Field(PROJECT_DIR / "models", description="Where GGUF files are looked up.")
     model: str = Field("embedded", description="A preset from models/models.toml, a .gguf path, "
                        "a Hugging Face model folder, or a model name on a server.")
-    backend: Literal["llamacpp", "transformers", "openai"] | None = Field(
-        None, description="Backend, when the model alone does not say.")
+    backend: Literal[BACKENDS] | None = Field(
+        None, description="Backend, when the model alone does not say; 'scripted' replays "
+        "canned replies (tests and benchmarks where the model is beside the point).")
+    scripted_delay: float = Field(0.0, ge=0, description="Seconds per word of the scripted "
+                                  "backend, to make its narration stream like a model's.")
     base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. "
                                  "http://127.0.0.1:8080/v1 (implies --backend openai).")
     api_key: SecretStr | None = Field(None, description="Server API key; never saved or logged.")
     request_timeout: float = Field(120.0, gt=0, description="Seconds to wait for a server.")
     request_retries: int = Field(2, ge=0, le=10, description="Retries of a failed server call.")
-    extractor_model: str | None = Field(
-        None, description="Model for extraction and summaries (same forms as model); "
-        "default: the narrator's.")
     n_gpu_layers: int = Field(0, ge=-1, description="llama.cpp layers on the GPU (-1: all).")
     flash_attn: bool = Field(False, description="llama.cpp flash attention.")
     lora: Path | None = Field(None, description="A LoRA adapter (GGUF) for llama.cpp.")
@@ -51,11 +65,6 @@ class Settings(BaseSettings):
     n_ctx: int | None = Field(None, ge=256, description="Context size; default: the model's.")
     n_ctx_cap: int = Field(4096, ge=256, description="Upper bound on the default context size.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp.")
-    max_tokens: int = Field(160, ge=1, le=4096, description="Longest narration, in tokens.")
-    temperature: float = Field(0.8, ge=0.0, le=2.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    top_k: int = Field(40, ge=0)
-    repeat_penalty: float = Field(1.1, ge=0.5, le=2.0)
     seed: int | None = Field(None, description="Sampling seed; None draws a new one each turn.")
     share_memories: float = Field(0.25, ge=0, le=1, description="Context share for memories.")
     share_summary: float = Field(0.15, ge=0, le=1, description="Context share for the summary.")
@@ -67,9 +76,6 @@ class Settings(BaseSettings):
     summary_low_watermark: float = Field(
         0.35, gt=0, le=1, description="History fill (of its share) a summary brings it to.")
     max_input_chars: int = Field(2000, ge=10, description="Longer player input is cut.")
-    content_log_level: int = Field(
-        0, ge=0, le=3, description="Content log in saves/<campaign>/logs/: 0 off, 1 per-turn "
-        "summary, 2 key stages, 3 full prompts and outputs.")
     memory_url: str | None = Field(
         None, description="Chroma server for the story memory (http://HOST:PORT); default: "
                           "an embedded index in saves/<campaign>/memory/.")

@@ -5,18 +5,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from storyteller.campaign import CampaignError
 from storyteller.config import Settings
 from storyteller.engine.session import open_game
 from storyteller.engine.trace import append_trace
-from storyteller.narrator.base import NarratorError
+from storyteller.errors import SaveError, StorytellerError
 
 
 def read_script(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as error:
-        raise CampaignError(f"Cannot read script {path}: {error.strerror}.") from None
+        raise SaveError(f"Cannot read script {path}: {error.strerror}.") from None
     return [line for line in text.splitlines() if line.strip()]
 
 
@@ -30,7 +29,7 @@ def run_script(settings: Settings, campaign_name: str, script: Path,
     for line in lines:
         try:
             reply = game.submit(line, on_chunk=_print_chunk)
-        except (NarratorError, CampaignError) as error:
+        except StorytellerError as error:
             print(f"storyteller: turn failed: {error}", file=sys.stderr)
             failures += 1
             continue

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from storyteller.campaign import CampaignInfo, campaign_path, delete_campaign, list_campaigns
 from storyteller.config import Settings
 from storyteller.engine.session import load_campaign
-from storyteller.engine.text import strip_control
-from storyteller.export import export_campaign
+from storyteller.storage.export import export_campaign
+from storyteller.storage.listing import CampaignInfo, delete_campaign, list_campaigns
+from storyteller.storage.names import campaign_path
+from storyteller.text import strip_control
 
 
 def human_size(size: int) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from storyteller.campaign import Campaign
-from storyteller.engine.memory_view import InMemoryMemoryView
+from storyteller.storage.campaign import Campaign
 from storyteller.tui.game_screen import TurnView
 
 
@@ -53,22 +52,12 @@ async def game_ready(pilot):
     await pilot.pause()
 
 
-def story_memory() -> InMemoryMemoryView:
-    memory = InMemoryMemoryView()
-    memory.add("character", "Maren Holt", "The village blacksmith; her forge went cold.",
-               pinned=True, turn=1)
-    memory.add("character", "Old Tomas", "A shepherd who saw a light on the mountain road.",
-               turn=2)
-    memory.add("location", "The great forge", "Cold and dark for the first time in 300 years.")
-    memory.add("item", "Ember Stone", "The stone that fed the forge; stolen last night.", turn=1)
-    memory.add("plot", "Find the thief", "Someone stole the Ember Stone before the snows.")
-    return memory
-
-
 def make_campaign(settings, name, world="emberfall", turns=(), updated=None):
     """A campaign on disk with the given (input, output) turns and a fixed timestamp."""
-    from storyteller.campaign import CAMPAIGN_FILE, Turn, write_atomic
-    from storyteller.context.world import read_world_file
+    from storyteller.storage.durable import write_atomic
+    from storyteller.storage.schema import CAMPAIGN_FILE
+    from storyteller.storage.transcript import Turn
+    from storyteller.storage.worlds import read_world_file
 
     campaign = Campaign.create(settings.saves_dir, name, world,
                                read_world_file(settings.prompts_dir, world), "embedded")

@@ -21,12 +21,16 @@ model never receives a prompt that does not fit.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from storyteller.campaign import Turn
-from storyteller.narrator.base import Message, Narrator, NarratorError, Part, RenderedPrompt
+from storyteller.errors import ModelError
+from storyteller.generation import SAFETY_MARGIN, Message, Narrator, Part, RenderedPrompt
+from storyteller.storage.transcript import Turn
+from storyteller.storage.worlds import World
 
-SAFETY_MARGIN = 8  # tokens kept free between prompt + answer and n_ctx
+SYSTEM_PROMPT_FILE = "narrator.txt"
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[.!?…][\"”’])\s+")
 SECTION_ORDER = ("system", "pinned", "summary", "history", "memories", "input")
 
@@ -161,7 +165,7 @@ def build_prompt(narrator: Narrator, parts: PromptParts, budget: Budget) -> Prom
     while len(rendered) > budget.prompt_limit:
         parts.player_input = _shorten(parts.player_input, budget.prompt_limit / len(rendered))
         if not parts.player_input:
-            raise NarratorError(
+            raise ModelError(
                 f"The system prompt alone does not fit a {budget.n_ctx}-token context "
                 f"with {budget.max_tokens} tokens reserved for the answer; raise --n-ctx or "
                 "lower --max-tokens.")
@@ -209,3 +213,10 @@ def _shorten(text: str, ratio: float) -> str:
     if " " in cut[target // 2:]:
         cut = cut[: cut.rfind(" ")]
     return cut.rstrip()
+
+
+def system_prompt(prompts_dir: Path, world: World) -> str:
+    """The narrator's instructions with the world filled in: identical every turn."""
+    path = prompts_dir / SYSTEM_PROMPT_FILE
+    template = string.Template(path.read_text(encoding="utf-8"))
+    return template.safe_substitute(title=world.title, setting=world.setting).strip()

@@ -13,17 +13,18 @@ turn that a summary covers invalidates that summary.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import string
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyteller.campaign import Turn
 from storyteller.context.prompt import split_sentences
-from storyteller.narrator.base import Message, Narrator, NarratorError, SamplingOptions, complete
+from storyteller.errors import ModelError
+from storyteller.generation import SAFETY_MARGIN, Message, Narrator, SamplingOptions, complete
+from storyteller.storage.durable import append_jsonl, read_jsonl
+from storyteller.storage.transcript import Turn
 
 SUMMARIES_FILE = "summaries.jsonl"
 SUMMARY_PROMPT_FILE = "summary.txt"
@@ -45,42 +46,26 @@ class SummaryLog:
 
     def __init__(self, campaign_path: Path):
         self.path = campaign_path / SUMMARIES_FILE
-        self.history: list[Summary] = self._read()
+        self.history: list[Summary] = []
+        for record in read_jsonl(self.path):
+            if record.get("type") == "invalidate":
+                self.history = [s for s in self.history if s.through_turn < record["from_turn"]]
+            elif record.get("type") == "summary":
+                self.history.append(Summary(str(record["text"]), int(record["through_turn"])))
 
     @property
     def current(self) -> Summary:
         return self.history[-1] if self.history else Summary()
 
-    def _read(self) -> list[Summary]:
-        summaries: list[Summary] = []
-        if not self.path.exists():
-            return summaries
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a torn last line: that summary never completed
-            if record.get("type") == "invalidate":
-                summaries = [s for s in summaries if s.through_turn < record["from_turn"]]
-            elif record.get("type") == "summary":
-                summaries.append(Summary(str(record["text"]), int(record["through_turn"])))
-        return summaries
-
-    def _append(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(record, ensure_ascii=False) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-
     def record(self, summary: Summary) -> None:
-        self._append({"type": "summary", "text": summary.text,
-                      "through_turn": summary.through_turn})
+        append_jsonl(self.path, {"type": "summary", "text": summary.text,
+                                 "through_turn": summary.through_turn})
         self.history.append(summary)
 
     def invalidate_from(self, turn_number: int) -> None:
         """A turn was taken back: summaries covering it no longer hold."""
         if self.current.through_turn >= turn_number:
-            self._append({"type": "invalidate", "from_turn": turn_number})
+            append_jsonl(self.path, {"type": "invalidate", "from_turn": turn_number})
             self.history = [s for s in self.history if s.through_turn < turn_number]
 
 
@@ -90,20 +75,32 @@ class Watermarks:
     low: float = 0.35  # of the history share: summarize down to this
 
 
+Caps = Callable[[], tuple[int, int]]  # the history's and the summary's token caps now
+
+
 class Summarizer:
-    """Decides when history must shrink and writes the new summary in a thread."""
+    """Decides when history must shrink and writes the new summary in a thread. A store
+    derived from the transcript: record(turn) after a turn, forget_from(n) when turns
+    from n on are taken back, settle() to wait for the summary being written."""
 
     def __init__(self, narrator: Narrator, prompts_dir: Path, summaries: SummaryLog,
+                 turns: Callable[[], list[Turn]] = list, caps: Caps = lambda: (0, 0),
                  watermarks: Watermarks = Watermarks(), seed: int = 0):
+        """turns() gives the live turns, caps() the history's and the summary's token
+        caps: both as they are when a turn is recorded."""
         self.narrator = narrator
         self.template = string.Template(
             (prompts_dir / SUMMARY_PROMPT_FILE).read_text(encoding="utf-8"))
         self.summaries = summaries
+        self.turns = turns
+        self.caps = caps
         self.watermarks = watermarks
         self.seed = seed
         self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._job_through = 0  # the last turn the summary being written covers
+        self._lock = threading.Lock()  # a finished summary is checked and recorded under it
         self._token_cache: dict[tuple[int, str], int] = {}
-        self.rejected = 0
 
     def history(self, turns: list[Turn]) -> list[Turn]:
         """The turns the summary does not cover yet."""
@@ -130,36 +127,51 @@ class Summarizer:
             evict += 1
         return history[:evict]
 
-    def maybe_start(self, turns: list[Turn], history_cap: int, summary_cap: int) -> bool:
+    # -- the derived-store interface ------------------------------------------------
+
+    def record(self, turn: Turn) -> None:
         """Start summarizing in the background if the history passed the high mark."""
         if self.running:
-            return False
-        evicted = self.turns_to_evict(turns, history_cap)
+            return
+        history_cap, summary_cap = self.caps()
+        evicted = self.turns_to_evict(self.turns(), history_cap)
         if not evicted:
-            return False
-        self._thread = threading.Thread(target=self._summarize, args=(evicted, summary_cap),
-                                        name="summarizer", daemon=True)
+            return
+        self._cancel, self._job_through = threading.Event(), evicted[-1].number
+        self._thread = threading.Thread(target=self._summarize, name="summarizer", daemon=True,
+                                        args=(evicted, summary_cap, self._cancel))
         self._thread.start()
-        return True
+
+    def forget_from(self, number: int) -> None:
+        """Turns from `number` on were taken back: a summary of them no longer holds, and
+        one being written of them is dropped."""
+        with self._lock:
+            if self._job_through >= number:
+                self._cancel.set()
+            self.summaries.invalidate_from(number)
+
+    def settle(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-
-    def _summarize(self, evicted: list[Turn], summary_cap: int) -> None:
+    def _summarize(self, evicted: list[Turn], summary_cap: int,
+                   cancel: threading.Event) -> None:
         previous = self.summaries.current
-        source = self._source_text(previous, evicted)
-        text = self.summarize_text(source, summary_cap)
-        if text is None:
-            self.rejected += 1
-            text = previous.text  # the evicted turns stay findable in memory
-        self.summaries.record(Summary(text, evicted[-1].number))
+        text = self.summarize_text(self._source_text(previous, evicted), summary_cap, cancel)
+        with self._lock:
+            if cancel.is_set():
+                return
+            try:  # rejected: the evicted turns stay findable in memory
+                self.summaries.record(Summary(text or previous.text, evicted[-1].number))
+            except OSError as error:  # a failing disk: the turns stay in the history
+                log.warning("summary not saved: %s", error)
 
-    def summarize_text(self, source: str, summary_cap: int) -> str | None:
+    def summarize_text(self, source: str, summary_cap: int,
+                       cancel: threading.Event | None = None) -> str | None:
         """The model's summary of source, or None if it failed or is not shorter."""
         messages = [
             Message.of("system", self.template.safe_substitute(max_tokens=summary_cap).strip(),
@@ -168,13 +180,13 @@ class Summarizer:
         ]
         try:
             prompt = self.narrator.render(messages)
-            room = min(summary_cap, self.narrator.n_ctx - len(prompt) - 8)
+            room = min(summary_cap, self.narrator.n_ctx - len(prompt) - SAFETY_MARGIN)
             if room < MIN_SUMMARY_TOKENS:  # a context too small for any summary
                 return None
             options = SamplingOptions(temperature=0.3, max_tokens=room,
                                       seed=self.seed, repeat_penalty=1.15)
-            text, stats = complete(self.narrator, prompt, options)
-        except NarratorError as error:
+            text, stats = complete(self.narrator, prompt, options, cancel=cancel)
+        except ModelError as error:
             log.warning("summary failed: %s", error)
             return None
         if stats.stopped_by == "length":  # cut mid-sentence: keep the whole sentences

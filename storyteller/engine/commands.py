@@ -9,8 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from storyteller.engine.reply import ChunkCallback, Reply
+from storyteller.errors import SaveError
+from storyteller.memory.view import listing_order
+from storyteller.storage.export import EXPORT_FORMATS, export_campaign
+
 if TYPE_CHECKING:
-    from storyteller.engine.game import ChunkCallback, Game, Reply
+    from storyteller.engine.game import Game
     from storyteller.memory.story import StoryMemory
 
 Argument = Literal["none", "optional", "required"]
@@ -58,8 +63,6 @@ def help_text() -> str:
 
 def run_command(game: Game, text: str, on_chunk: ChunkCallback | None,
                 cancel: threading.Event | None) -> Reply:
-    from storyteller.engine.game import Reply
-
     name, _, argument = text.partition(" ")
     name = ALIASES.get(name.lower(), name.lower())
     argument = argument.strip()
@@ -78,8 +81,6 @@ def run_command(game: Game, text: str, on_chunk: ChunkCallback | None,
 
 @command("/help", "this list", aliases=("/?",))
 def _help(context: CommandContext) -> Reply:
-    from storyteller.engine.game import Reply
-
     return Reply(message=help_text())
 
 
@@ -102,12 +103,9 @@ def _edit(context: CommandContext) -> Reply:
 def _answer_errors(handler: Callable[[CommandContext], Reply]):
     """A command's campaign problem (a bad name, a full disk) is its one-line answer."""
     def answered(context: CommandContext) -> Reply:
-        from storyteller.campaign import CampaignError
-        from storyteller.engine.game import Reply
-
         try:
             return handler(context)
-        except CampaignError as error:
+        except SaveError as error:
             return Reply(message=str(error))
     return answered
 
@@ -116,8 +114,6 @@ def _answer_errors(handler: Callable[[CommandContext], Reply]):
          usage="/save NAME", argument="optional")
 @_answer_errors
 def _save(context: CommandContext) -> Reply:
-    from storyteller.engine.game import Reply
-
     if not context.argument:
         return Reply(message="Every turn is saved as you play. /save NAME keeps a checkpoint "
                              "you can come back to with /load NAME.")
@@ -137,8 +133,6 @@ def _load(context: CommandContext) -> Reply:
          usage="/export [md|json|log]", argument="optional")
 @_answer_errors
 def _export(context: CommandContext) -> Reply:
-    from storyteller.engine.game import Reply
-    from storyteller.export import EXPORT_FORMATS, export_campaign
 
     formats = [context.argument.lower()] if context.argument else ["md", "json"]
     if formats[0] not in EXPORT_FORMATS:
@@ -151,8 +145,6 @@ def _export(context: CommandContext) -> Reply:
 
 @command("/quit", "leave (the story is saved after every turn)", aliases=("/exit",))
 def _quit(context: CommandContext) -> Reply:
-    from storyteller.engine.game import Reply
-
     return Reply(message="Saved. Farewell, traveler.", quit=True)
 
 
@@ -166,8 +158,6 @@ def _needs_memory(handler: Callable[[CommandContext, StoryMemory], Reply]):
     """A memory command answers MEMORY_OFF in a game that has no memory."""
     @functools.wraps(handler)
     def checked(context: CommandContext) -> Reply:
-        from storyteller.engine.game import Reply
-
         if context.game.memory is None:
             return Reply(message=MEMORY_OFF)
         return handler(context, context.game.memory)
@@ -178,8 +168,6 @@ def _needs_memory(handler: Callable[[CommandContext, StoryMemory], Reply]):
          argument="required")
 @_needs_memory
 def _remember(context: CommandContext, memory: StoryMemory) -> Reply:
-    from storyteller.engine.game import Reply
-
     entry, new = memory.remember(context.argument)
     if not new:
         return Reply(message=f"Already remembered as {entry.id}.")
@@ -191,8 +179,6 @@ def _remember(context: CommandContext, memory: StoryMemory) -> Reply:
          argument="required")
 @_needs_memory
 def _forget(context: CommandContext, memory: StoryMemory) -> Reply:
-    from storyteller.engine.game import Reply
-
     entry = memory.forget(context.argument)
     if entry is None:
         return Reply(message=f"No memory with id {context.argument!r}; /memory lists them.")
@@ -203,8 +189,6 @@ def _forget(context: CommandContext, memory: StoryMemory) -> Reply:
          usage="/memory [QUERY]", argument="optional")
 @_needs_memory
 def _memory(context: CommandContext, memory: StoryMemory) -> Reply:
-    from storyteller.engine.game import Reply
-    from storyteller.memory.story import listing_order
 
     query = context.argument
     if query:

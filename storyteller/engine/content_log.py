@@ -13,28 +13,20 @@ problem is reported once). `/export log` copies it to exports/.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from storyteller.campaign import LOGS_DIR, now_iso
+from storyteller.engine.reply import Reply
+from storyteller.engine.trace import TurnTrace
+from storyteller.storage.durable import append_jsonl
+from storyteller.storage.names import now_iso
 
-if TYPE_CHECKING:
-    from storyteller.engine.game import Reply
-    from storyteller.engine.trace import TurnTrace
-
-LOG_FILE = "content.jsonl"
 PREVIEW_CHARS = 120
 
 
-def log_path(campaign_dir: Path) -> Path:
-    return campaign_dir / LOGS_DIR / LOG_FILE
-
-
 class ContentLog:
-    def __init__(self, campaign_dir: Path, level: int):
-        self.path = log_path(campaign_dir)
+    def __init__(self, path: Path, level: int):
+        self.path = path
         self.level = level
         self.problem = ""  # set once when a write fails, then cleared after it is reported
         self._reported = False
@@ -55,12 +47,10 @@ class ContentLog:
         if self.level <= 0 or not records:
             return
         stamp = now_iso()
-        lines = "".join(json.dumps({"at": stamp, **record}, ensure_ascii=False) + "\n"
-                        for record in records)
         try:
             self.path.parent.mkdir(exist_ok=True)
-            with open(self.path, "a", encoding="utf-8", errors="backslashreplace") as file:
-                file.write(lines)
+            for record in records:
+                append_jsonl(self.path, {"at": stamp, **record})
         except OSError as error:
             if not self._reported:  # say it once, not on every turn
                 self.problem = f"The content log could not be written ({error.strerror}); " \
@@ -92,18 +82,3 @@ def turn_records(trace: TurnTrace, level: int) -> list[dict]:
     if level >= 3:
         records.append({"event": "trace", **asdict(trace)})
     return records
-
-
-def read_log(campaign_dir: Path) -> list[dict]:
-    """The log's complete records (a line torn by a crash is skipped)."""
-    path = log_path(campaign_dir)
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
-

@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Callable
 from difflib import SequenceMatcher
 
-from storyteller.narrator.base import GenerationStats, NarratorError, SamplingOptions
+from storyteller.errors import ModelError
+from storyteller.generation import GenerationStats, SamplingOptions
 
 MIN_ANSWER_CHARS = 10  # shorter answers count as empty
 EMPTY_RETRIES = 2  # an empty answer gets this many more tries
@@ -73,6 +74,6 @@ def guarded_answer(attempt: Attempt, options: SamplingOptions, previous: str,
             penalty = min(options.repeat_penalty + REPEAT_PENALTY_STEP, MAX_REPEAT_PENALTY)
             options = options.model_copy(update={"repeat_penalty": penalty})
     if kept is None:
-        raise NarratorError(f"The model returned nothing, {number + 1} times; try /retry, "
+        raise ModelError(f"The model returned nothing, {number + 1} times; try /retry, "
                             "a larger --max-tokens, or another --model.")
     return kept

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import os
-
 from pydantic import ValidationError
 
-from storyteller.campaign import (
-    CAMPAIGN_FILE,
-    CAMPAIGN_SETTINGS,
-    WORLD_FILE,
-    Campaign,
-    CampaignError,
-    campaign_path,
-)
 from storyteller.config import Settings
-from storyteller.context.world import World, read_world_file, read_world_text, system_prompt
+from storyteller.context.prompt import system_prompt
 from storyteller.engine.game import Game
+from storyteller.errors import SaveError
+from storyteller.generation import Narrator
 from storyteller.memory.story import StoryMemory
-from storyteller.narrator.base import Narrator
 from storyteller.narrator.registry import (
     EXTRACTION_OFF,
     load_extractor,
     load_narrator,
     with_preset_sampling,
 )
-
-# Test-only: the crash tests (tests/test_crash.py) kill many headless runs and set this
-# to a per-word delay in seconds to play them with the ScriptedNarrator. Not for players.
-TEST_NARRATOR_ENV = "STORYTELLER_TEST_SCRIPTED_NARRATOR"
+from storyteller.storage.campaign import WORLD_FILE, Campaign
+from storyteller.storage.names import campaign_path
+from storyteller.storage.schema import CAMPAIGN_FILE, CAMPAIGN_SETTINGS
+from storyteller.storage.worlds import World, read_world_file, read_world_text
 
 
 def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
@@ -62,7 +53,7 @@ def campaign_settings(settings: Settings, campaign: Campaign) -> Settings:
         effective = settings.model_copy(update=stored)
         Settings.model_validate(effective.model_dump())
     except ValidationError as error:
-        raise CampaignError(f"{campaign.path / CAMPAIGN_FILE} holds an invalid setting "
+        raise SaveError(f"{campaign.path / CAMPAIGN_FILE} holds an invalid setting "
                             f"({error.errors()[0]['loc'][0]}); fix or remove it.") from None
     campaign.update_settings({key: getattr(effective, key) for key in CAMPAIGN_SETTINGS})
     return effective
@@ -80,10 +71,6 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
     models (an injected narrator does its own background work unless one is given)."""
     campaign, world = open_campaign(settings, campaign_name)
     settings = campaign_settings(with_preset_sampling(settings), campaign)
-    if narrator is None and os.environ.get(TEST_NARRATOR_ENV):
-        from storyteller.narrator.scripted import ScriptedNarrator
-
-        narrator = ScriptedNarrator(delay=float(os.environ[TEST_NARRATOR_ENV]))
     loaded = narrator is None
     if loaded:
         narrator = load_narrator(settings)
@@ -101,6 +88,6 @@ def open_memory(settings: Settings, campaign: Campaign, world: World, narrator: 
     """The Game owns the extractor's model (it is the background context)."""
     from storyteller.memory.extract import Extractor
 
-    facts = Extractor(extractor, settings.prompts_dir, settings.seed, False) if extractor else None
+    facts = Extractor(extractor, settings.prompts_dir, settings.seed) if extractor else None
     return StoryMemory.open(campaign, world, settings.memory_url, facts, narrator.count_tokens,
                             narrator.n_ctx)

@@ -7,10 +7,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# wait: for the last turn's background work; ttft: the first attempt's first token;
+from storyteller.storage.durable import append_jsonl
+
+# ttft: the first attempt's first token;
 # generate: all attempts (a retried answer is generated again); decode: the kept answer
 # after its first token.
-TIMING_STAGES = ("wait", "retrieve", "budget", "ttft", "generate", "decode", "extract", "save")
+TIMING_STAGES = ("retrieve", "budget", "ttft", "generate", "decode", "extract", "save")
 
 
 @dataclass
@@ -28,7 +30,7 @@ class TurnTrace:
     timings_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_STAGES, 0.0))
     model: str = ""
     seed: int = 0
-    autosave: dict = field(default_factory=dict)  # campaign.SaveState after this turn
+    autosave: dict = field(default_factory=dict)  # storage.campaign.SaveState after this turn
     attempts: int = 1  # answers generated; more than one when the loop guard retried
 
     @property
@@ -45,5 +47,4 @@ class TurnTrace:
 
 
 def append_trace(path: Path, trace: TurnTrace) -> None:
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(trace.to_json() + "\n")
+    append_jsonl(path, asdict(trace))

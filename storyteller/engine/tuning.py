@@ -1,13 +1,19 @@
-"""Per-campaign sampling settings, changed in the settings screen: validated, saved with
-the campaign (Campaign.update_settings; open_game applies them next time), and applied
-to the Game's Settings at once."""
+"""Per-campaign settings (config.Tuning: the sampling and the content-log level), changed
+in the settings screen: validated, saved with the campaign (Campaign.update_settings;
+open_game applies them next time), and applied to the game at once."""
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from typing import TYPE_CHECKING
 
-from storyteller.engine.game import Game
-from storyteller.narrator.base import SamplingOptions
+from pydantic import ValidationError
+
+from storyteller.config import Tuning
+from storyteller.errors import StorytellerError
+from storyteller.generation import check_max_tokens
+
+if TYPE_CHECKING:
+    from storyteller.engine.game import Game
 
 CONTENT_LOG_LEVELS = {
     0: "off",
@@ -17,47 +23,31 @@ CONTENT_LOG_LEVELS = {
 }
 
 
-class TuningError(ValueError):
+class TuningError(StorytellerError):
     """A setting the player typed is out of range; the message says which and why."""
 
 
-class TunedSettings(SamplingOptions):
-    """The sampling options a player tunes (the seed stays the game's), plus the
-    content-log level."""
-
-    content_log_level: int = Field(0, ge=0, le=3,
-                                   description="0 off … 3 full prompts and outputs")
-
-    def tuned(self) -> dict:
-        return self.model_dump(exclude={"seed"})
-
-
-def current_settings(game: Game) -> TunedSettings:
+def current_settings(game: Game) -> Tuning:
     """The values in force."""
-    fields = set(TunedSettings.model_fields) - {"seed"}
-    return TunedSettings(**{name: getattr(game.settings, name) for name in fields})
+    return Tuning(**game.settings.model_dump(include=set(Tuning.model_fields)))
 
 
-def validate_settings(values: dict, n_ctx: int) -> TunedSettings:
+def validate_settings(values: dict, n_ctx: int) -> Tuning:
     try:
-        tuned = TunedSettings(**values)
+        tuned = Tuning(**values)
+        check_max_tokens(tuned.max_tokens, n_ctx)
     except ValidationError as error:
         problem = error.errors()[0]
         field = problem["loc"][0] if problem["loc"] else "settings"
         raise TuningError(f"{str(field).replace('_', ' ')}: {problem['msg']}.") from None
-    if tuned.max_tokens >= n_ctx // 2:
-        raise TuningError(f"max tokens: at most {n_ctx // 2 - 1} with a {n_ctx}-token context.")
+    except StorytellerError as error:
+        raise TuningError(str(error)) from None
     return tuned
 
 
-def apply_settings(game: Game, tuned: TunedSettings) -> None:
-    game.settings = game.settings.model_copy(update=tuned.tuned())
-    game.content_log.level = tuned.content_log_level
-
-
-def save_settings(game: Game, values: dict) -> TunedSettings:
+def save_settings(game: Game, values: dict) -> Tuning:
     """Validate, keep with the campaign and apply; raises TuningError, changing nothing."""
     tuned = validate_settings(values, game.narrator.n_ctx)
-    game.campaign.update_settings(tuned.tuned())
-    apply_settings(game, tuned)
+    game.campaign.update_settings(tuned.model_dump())
+    game.settings = game.settings.model_copy(update=tuned.model_dump())
     return tuned

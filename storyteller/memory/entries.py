@@ -2,7 +2,8 @@
 
 Entries of kind character / location / item / plot carry a name and aliases, so the
 retriever can activate them when the player (or the story) mentions them. `event`
-entries are chunks of the transcript; `summary` entries hold summaries of old turns.
+entries are chunks of the transcript (story passages). The terminal UI shows and edits
+these same entries through the MemoryView protocol (view.py).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass
 
-from storyteller.campaign import Turn
-from storyteller.context.world import LoreEntry
+from storyteller.storage.transcript import Turn
+from storyteller.storage.worlds import LoreEntry
 
-KINDS = ("character", "location", "item", "plot", "event", "summary")
+KINDS = ("character", "location", "item", "plot", "event")
 NAMED_KINDS = ("character", "location", "item", "plot")
-SOURCES = ("world", "player", "extracted", "story", "summary")
+SOURCES = ("world", "player", "extracted", "story")
 EVENT_IMPORTANCE = 3
 EVENT_CHUNK_WORDS = 90  # all-MiniLM-L6-v2 reads 256 word pieces; a chunk stays well inside
 EVENT_INPUT_WORDS = 30  # the player's action, repeated at the head of every chunk

@@ -16,15 +16,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from storyteller.campaign import Turn
+from storyteller.errors import ModelError
+from storyteller.generation import Message, Narrator, SamplingOptions, complete
 from storyteller.memory.entries import (
     MemoryEntry,
     named_entry_id,
     normalize_name,
     with_name,
 )
-from storyteller.memory.retrieve import Lorebook
-from storyteller.narrator.base import Message, Narrator, NarratorError, SamplingOptions, complete
+from storyteller.memory.lorebook import Lorebook
+from storyteller.storage.transcript import Turn
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +68,10 @@ class Extraction:
 
 
 class Extractor:
-    def __init__(self, narrator: Narrator, prompts_dir: Path, seed: int | None = None,
-                 owns_narrator: bool = False):
+    def __init__(self, narrator: Narrator, prompts_dir: Path, seed: int | None = None):
         self.narrator = narrator
         self.instructions = (prompts_dir / PROMPT_FILE).read_text(encoding="utf-8").strip()
         self.seed = seed
-        self.owns_narrator = owns_narrator  # a separate --extractor-model, closed with us
-
-    def close(self) -> None:
-        if self.owns_narrator:
-            self.narrator.close()
 
     def extract(self, turn: Turn, known: list[MemoryEntry],
                 cancel: threading.Event | None = None) -> Extraction:
@@ -95,7 +90,7 @@ class Extractor:
             if not result.cancelled:
                 result = validate(text, turn, {normalize_name(name) for entry in mentioned
                                                for name in entry.names})
-        except (NarratorError, ValueError, RuntimeError) as error:  # llama.cpp: n_ctx
+        except (ModelError, ValueError, RuntimeError) as error:  # llama.cpp: n_ctx
             result = Extraction(rejected=[f"the extractor failed: {error}"])
         result.ms = (time.perf_counter() - started) * 1000
         for reason in result.rejected:

@@ -8,7 +8,8 @@ journal and the transcript, without calling the model again.
 Records:
     {"type": "add" | "change", "turn": N | null, "entry": {...}}   an entry written
     {"type": "remove", "turn": N | null, "id": "..."}               /forget
-    {"type": "undo", "turn": N}           take back every earlier record of turn N
+    {"type": "forget_from", "turn": N}    take back every earlier record of turns >= N
+    {"type": "undo", "turn": N}           (older saves) take back the records of turn N
     {"type": "extracted", "turn": N, "facts": k, "rejected": r, "ms": t}
 
 "turn" is the turn whose narration made the record: /undo and /retry of that turn
@@ -21,8 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyteller.campaign import CampaignError, append_jsonl, now_iso, read_jsonl
+from storyteller.errors import SaveError
 from storyteller.memory.entries import MemoryEntry
+from storyteller.storage.durable import append_jsonl, read_jsonl
+from storyteller.storage.names import now_iso
 
 JOURNAL_FILE = "memories.jsonl"
 
@@ -47,9 +50,14 @@ class MemoryJournal:
         try:
             append_jsonl(self.path, record)
         except OSError as error:
-            raise CampaignError(f"Cannot write {self.path}: {error.strerror}; free some disk "
-                                "space and try again.") from None
+            raise SaveError(f"Cannot write {self.path}: {error.strerror}; free some disk "
+                            "space and try again.") from None
         self.records.append(record)
+
+    def has_records_from(self, number: int) -> bool:
+        """Whether a record was written by turn `number` or a later one."""
+        return any(isinstance(record.get("turn"), int) and record["turn"] >= number
+                   for record in self.records)
 
     def put(self, entry: MemoryEntry, turn: int | None, new: bool) -> None:
         self.write("add" if new else "change", turn, entry=entry.to_json())
@@ -57,8 +65,11 @@ class MemoryJournal:
     def replay(self, world: list[MemoryEntry]) -> JournalState:
         live: list[dict] = []
         for record in self.records:
-            if record.get("type") == "undo":
-                live = [kept for kept in live if kept.get("turn") != record.get("turn")]
+            kind, turn = record.get("type"), record.get("turn")
+            if kind == "undo":
+                live = [kept for kept in live if kept.get("turn") != turn]
+            elif kind == "forget_from":
+                live = [kept for kept in live if kept.get("turn") is None or kept["turn"] < turn]
             else:
                 live.append(record)
         state = JournalState(entries={entry.id: entry for entry in world})
@@ -66,9 +77,9 @@ class MemoryJournal:
             try:
                 _apply(state, record)
             except (KeyError, TypeError, ValueError) as error:
-                raise CampaignError(f"{self.path} has an unreadable record ({number}: "
-                                    f"{error.__class__.__name__}: {error}); remove that line "
-                                    "and run `storyteller reindex`.") from None
+                raise SaveError(f"{self.path} has an unreadable record ({number}: "
+                                f"{error.__class__.__name__}: {error}); remove that line "
+                                "and run `storyteller reindex`.") from None
         return state
 
 

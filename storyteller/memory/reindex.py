@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import sys
 
-from storyteller.campaign import WORLD_FILE, Campaign
 from storyteller.config import Settings
-from storyteller.context.world import World
+from storyteller.storage.campaign import WORLD_FILE, Campaign
+from storyteller.storage.worlds import World
 
 
 def reindex_campaign(settings: Settings, name: str) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from storyteller.campaign import CampaignError
+from storyteller.errors import MemoryIndexError
 from storyteller.memory.embedder import MiniLMEmbedder
 from storyteller.memory.entries import MemoryEntry
 
@@ -26,10 +26,6 @@ MODEL_KEY = "embedding_model"
 FORMAT_KEY = "index_format"
 INDEX_FORMAT = 2  # 2: vectors of MemoryEntry.search_text (1: of the full text)
 WRITE_BATCH = 128
-
-
-class MemoryStoreError(CampaignError):
-    """The memory index cannot be reached or used; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -57,18 +53,18 @@ def connect(campaign_folder: Path, url: str | None):
         try:
             return chromadb.PersistentClient(path=str(path), settings=settings)
         except Exception as error:  # chromadb raises many kinds; all mean the same here
-            raise MemoryStoreError(f"Cannot open the memory index in {path} ({error}); make "
+            raise MemoryIndexError(f"Cannot open the memory index in {path} ({error}); make "
                                    "the saves directory writable, or if it is, delete that "
                                    "folder and run `storyteller reindex`.") from None
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise MemoryStoreError(f"Invalid --memory-url {url!r}; use http://HOST:PORT.")
+        raise MemoryIndexError(f"Invalid --memory-url {url!r}; use http://HOST:PORT.")
     try:
         return chromadb.HttpClient(host=parsed.hostname,
                                    port=parsed.port or (443 if parsed.scheme == "https" else 80),
                                    ssl=parsed.scheme == "https", settings=settings)
     except Exception as error:
-        raise MemoryStoreError(f"Cannot reach the Chroma server at {url} ({error}); start it "
+        raise MemoryIndexError(f"Cannot reach the Chroma server at {url} ({error}); start it "
                                "with `chroma run --path DIR --port PORT` or drop "
                                "--memory-url.") from None
 
@@ -144,9 +140,10 @@ class MemoryStore:
         if ids:
             self._guard(lambda: self.collection.delete(ids=ids))
 
-    def delete_turn_events(self, turn: int) -> None:
+    def delete_events_from(self, turn: int) -> None:
+        """Drop the story passages of turns from `turn` on."""
         self._guard(lambda: self.collection.delete(
-            where={"$and": [{"kind": "event"}, {"turn": turn}]}))
+            where={"$and": [{"kind": "event"}, {"turn": {"$gte": turn}}]}))
 
     # -- reading ------------------------------------------------------------
 
@@ -174,12 +171,12 @@ class MemoryStore:
             self._guard(close)
 
     def _guard(self, call):
-        """Run a Chroma call; its failures become one MemoryStoreError that says what to do."""
+        """Run a Chroma call; its failures become one MemoryIndexError that says what to do."""
         try:
             return call()
-        except MemoryStoreError:
+        except MemoryIndexError:
             raise
         except Exception as error:  # chromadb raises many kinds; all mean the same here
-            raise MemoryStoreError(f"The memory index failed ({error.__class__.__name__}: "
+            raise MemoryIndexError(f"The memory index failed ({error.__class__.__name__}: "
                                    f"{error}); check --memory-url or run `storyteller "
                                    "reindex`.") from None

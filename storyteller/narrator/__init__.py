@@ -1,19 +1,2 @@
-"""Narrator backends behind one small protocol (see base.py); loaded lazily."""
-
-from storyteller.narrator.base import (
-    GenerationStats,
-    Message,
-    Narrator,
-    NarratorError,
-    RenderedPrompt,
-    SamplingOptions,
-)
-
-__all__ = [
-    "GenerationStats",
-    "Message",
-    "Narrator",
-    "NarratorError",
-    "RenderedPrompt",
-    "SamplingOptions",
-]
+"""Narrator backends (llama.cpp, transformers, an OpenAI-compatible server, the scripted
+one) behind the protocol in storyteller.generation; each is imported only when loaded."""

@@ -16,13 +16,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from storyteller.narrator.base import (
-    GenerationStats,
-    Message,
-    NarratorError,
-    RenderedPrompt,
-    SamplingOptions,
-)
+from storyteller.errors import ModelError
+from storyteller.generation import GenerationStats, Message, RenderedPrompt, SamplingOptions
 from storyteller.narrator.template import (
     TRANSCRIPT_STOP,
     Piece,
@@ -56,7 +51,7 @@ class LlamaCppNarrator:
         self.model_path = Path(model_path)
         self.model_id = self.model_path.name
         if lora is not None and not Path(lora).is_file():
-            raise NarratorError(f"LoRA adapter {lora} not found; fix the --lora path.")
+            raise ModelError(f"LoRA adapter {lora} not found; fix the --lora path.")
         try:
             with _quiet_stderr():
                 self._llm = Llama(
@@ -70,7 +65,7 @@ class LlamaCppNarrator:
         except (ValueError, RuntimeError, OSError) as error:
             hint = ("check the --lora adapter matches this model" if lora else
                     "check the file is a complete GGUF model or pass another --model")
-            raise NarratorError(f"Cannot load model {self.model_path}: {error}; {hint} "
+            raise ModelError(f"Cannot load model {self.model_path}: {error}; {hint} "
                                 "(lower --n-ctx if memory ran out).") from None
         self.n_ctx = self._llm.n_ctx()
         self._template = self._llm.metadata.get("tokenizer.chat_template")

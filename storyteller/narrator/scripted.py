@@ -1,13 +1,18 @@
-"""A scripted fake narrator for UI tests and engine tests where the model is beside
-the point. It is not a model: it replays canned replies, word by word."""
+"""The scripted backend (`--backend scripted`), for tests and benchmarks where the model
+is beside the point, like `llm`'s toy model: it is not a model, it replays canned
+replies word by word, in order, cycling. `--model FILE` gives the replies (a text file,
+one reply per paragraph); `STORYTELLER_SCRIPTED_DELAY` (seconds per word) makes them
+stream like a model's. Tests also construct it directly."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
-from storyteller.narrator.base import GenerationStats, Message, RenderedPrompt, SamplingOptions
+from storyteller.errors import ModelError
+from storyteller.generation import GenerationStats, Message, RenderedPrompt, SamplingOptions
 from storyteller.narrator.template import render_transcript, sum_sections
 
 DEFAULT_REPLIES = [
@@ -17,13 +22,26 @@ DEFAULT_REPLIES = [
 ]
 
 
+def read_replies(path: Path) -> list[str]:
+    """The replies of a scripted narrator: the paragraphs of a text file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelError(f"Cannot read the scripted replies {path} ({error}); pass --model "
+                         "with a UTF-8 text file, one reply per paragraph.") from None
+    replies = [" ".join(block.split()) for block in text.split("\n\n") if block.strip()]
+    if not replies:
+        raise ModelError(f"{path} holds no replies; write one reply per paragraph.")
+    return replies
+
+
 class ScriptedNarrator:
     """Replies from a fixed list, in order, cycling; one fake token per word."""
 
     def __init__(self, replies: list[str] | None = None, n_ctx: int = 2048,
                  delay: float = 0.0):
         self.replies = list(replies or DEFAULT_REPLIES)
-        self.model_id = "scripted-test-narrator"
+        self.model_id = "scripted"
         self.n_ctx = n_ctx
         self.delay = delay  # seconds between words, to exercise streaming and cancel
         self.calls = 0

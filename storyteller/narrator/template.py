@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from storyteller.narrator.base import Message, NarratorError, Part, RenderedPrompt
+from storyteller.errors import ModelError
+from storyteller.generation import Message, Part, RenderedPrompt
 
 # For models without a chat template (base/completion models): a plain adventure
 # transcript, with the player's actions marked by "> ".
@@ -58,7 +59,7 @@ def render_chat_template(template: str, messages: list[Message], bos_token: str 
         try:
             return _render_pieces(template, folded, bos_token, eos_token)
         except TemplateError:
-            raise NarratorError(f"The model's chat template failed: {error}; "
+            raise ModelError(f"The model's chat template failed: {error}; "
                                 "use --model with another model.") from None
 
 

@@ -15,21 +15,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from storyteller.narrator.base import (
-    GenerationStats,
-    Message,
-    NarratorError,
-    RenderedPrompt,
-    SamplingOptions,
-)
-from storyteller.narrator.template import (
-    TRANSCRIPT_STOP,
-    Piece,
-    reached_stop,
-    render_chat_template,
-    render_transcript,
-    tokenize_pieces,
-)
+from storyteller.errors import ModelError
+from storyteller.generation import GenerationStats, Message, RenderedPrompt, SamplingOptions
+from storyteller.narrator import template
 
 POLL_SECONDS = 0.05  # how often a waiting stream looks at the cancel event
 
@@ -69,13 +57,13 @@ class TransformersNarrator:
             ).to(self.device).eval()
         except (OSError, ValueError, RuntimeError, ImportError, AttributeError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise NarratorError(f"transformers cannot load {where}: {reason}; check --device "
+            raise ModelError(f"transformers cannot load {where}: {reason}; check --device "
                                 "and --dtype, or use --backend llamacpp for a .gguf file."
                                 ) from None
         trained = getattr(self._model.config, "max_position_embeddings", None) or n_ctx_cap
         self.n_ctx = n_ctx or min(trained, n_ctx_cap)
         self._template = self._tokenizer.chat_template
-        self._stop_strings = [] if self._template else TRANSCRIPT_STOP
+        self._stop_strings = [] if self._template else template.TRANSCRIPT_STOP
         self._lock = threading.Lock()  # one generation at a time, held by its thread
         self.last_generated = 0  # tokens the last generation produced, even after cancel
 
@@ -89,18 +77,18 @@ class TransformersNarrator:
         return len(self._tokenize(text, trusted=False))
 
     def render(self, messages: list[Message]) -> RenderedPrompt:
-        return tokenize_pieces(messages, self._pieces(messages), lambda piece, _first:
+        return template.tokenize_pieces(messages, self._pieces(messages), lambda piece, _first:
                                self._tokenize(piece.text, piece.trusted))
 
-    def _pieces(self, messages: list[Message]) -> list[Piece]:
+    def _pieces(self, messages: list[Message]) -> list[template.Piece]:
         if self._template:
-            return render_chat_template(self._template, messages,
+            return template.render_chat_template(self._template, messages,
                                         self._tokenizer.bos_token or "",
                                         self._tokenizer.eos_token or "")
-        pieces = render_transcript(messages)
+        pieces = template.render_transcript(messages)
         bos = self._tokenizer.bos_token
         if bos and pieces:  # a base model is trained on text that starts with BOS
-            pieces.insert(0, Piece(bos, pieces[0].section, trusted=True))
+            pieces.insert(0, template.Piece(bos, pieces[0].section, trusted=True))
         return pieces
 
     # -- generation ---------------------------------------------------------
@@ -158,7 +146,7 @@ class TransformersNarrator:
             if cancel.is_set():
                 break
             text_so_far += chunk
-            if reached_stop(text_so_far, self._stop_strings):
+            if template.reached_stop(text_so_far, self._stop_strings):
                 finished.set()
                 stats.stopped_by = "eos"
                 break
@@ -169,7 +157,7 @@ class TransformersNarrator:
         elif stats.stopped_by != "eos":
             worker.join()
             if failures:
-                raise NarratorError(f"transformers failed while generating: {failures[0]}; "
+                raise ModelError(f"transformers failed while generating: {failures[0]}; "
                                     "lower --n-ctx or --max-tokens, or try --device cpu.")
             if self.last_generated < options.max_tokens:
                 stats.stopped_by = "eos"

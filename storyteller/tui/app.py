@@ -1,5 +1,5 @@
-"""The Textual application. `make_app` lets tests inject saves dirs, a narrator and the
-story memory. Without a campaign name the title screen opens first."""
+"""The Textual application. `make_app` lets tests inject saves dirs and a narrator.
+Without a campaign name the title screen opens first."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from textual.binding import Binding
 
 from storyteller.config import Settings
 from storyteller.engine.game import Game
-from storyteller.engine.memory_view import memory_of
-from storyteller.narrator.base import Narrator
-from storyteller.tui.game_screen import GameScreen, MemoryHook
+from storyteller.generation import Narrator
+from storyteller.tui.game_screen import GameScreen
 from storyteller.tui.title_screen import TitleScreen
 
 DARK_THEME = "textual-dark"
@@ -23,12 +22,11 @@ class StorytellerApp(App):
     BINDINGS = [Binding("ctrl+t", "toggle_theme", "Theme", show=False)]
 
     def __init__(self, settings: Settings, campaign_name: str | None = None,
-                 narrator: Narrator | None = None, memory_hook: MemoryHook = memory_of):
+                 narrator: Narrator | None = None):
         super().__init__()
         self.settings = settings
         self.campaign_name = campaign_name
         self.narrator = narrator
-        self.memory_hook = memory_hook
         self.games: list[Game] = []  # closed on exit (with their models, if they loaded them)
 
     def on_mount(self) -> None:
@@ -39,7 +37,7 @@ class StorytellerApp(App):
             self.start_game(self.settings, self.campaign_name)
 
     def start_game(self, settings: Settings, campaign_name: str) -> None:
-        screen = GameScreen(settings, campaign_name, self.narrator, self.memory_hook)
+        screen = GameScreen(settings, campaign_name, self.narrator)
         if isinstance(self.screen, TitleScreen):
             self.switch_screen(screen)
         else:
@@ -64,9 +62,8 @@ class StorytellerApp(App):
 
 
 def make_app(settings: Settings, campaign_name: str | None = None,
-             narrator: Narrator | None = None,
-             memory_hook: MemoryHook = memory_of) -> StorytellerApp:
-    return StorytellerApp(settings, campaign_name, narrator, memory_hook)
+             narrator: Narrator | None = None) -> StorytellerApp:
+    return StorytellerApp(settings, campaign_name, narrator)
 
 
 def run_app(settings: Settings, campaign_name: str | None) -> int:

@@ -7,7 +7,6 @@ messages (chunk, done, cancelled, failed) back; the handlers update the widgets.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import on, work
@@ -18,26 +17,19 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, LoadingIndicator, Markdown, Static
 
-from storyteller.campaign import CampaignError, Turn
 from storyteller.config import Settings
-from storyteller.engine.game import Game, Reply, TurnCancelled
-from storyteller.engine.memory_view import MemoryView, memory_of
+from storyteller.engine.game import Game
+from storyteller.engine.reply import Reply, TurnCancelled
 from storyteller.engine.session import open_game
-from storyteller.narrator.base import Narrator, NarratorError
+from storyteller.errors import StorytellerError
+from storyteller.generation import Narrator
+from storyteller.storage.transcript import Turn
 from storyteller.tui.help_screen import HelpScreen
 from storyteller.tui.inspector import PromptInspector
 from storyteller.tui.memory_browser import MemoryBrowser
-from storyteller.tui.screen_commands import (
-    SCREEN_COMMANDS,
-    canonical,
-    command_names,
-    is_missing,
-    missing_message,
-)
+from storyteller.tui.screen_commands import SCREEN_COMMANDS, canonical, command_names
 from storyteller.tui.settings_screen import SettingsScreen
 from storyteller.tui.widgets import ActionInput, SidePanel, StatusBar, context_segments
-
-MemoryHook = Callable[[Game], MemoryView | None]
 
 
 class TurnView(Vertical):
@@ -67,6 +59,10 @@ class GameLoaded(Message):
 @dataclass
 class GameFailed(Message):
     error: str
+
+
+class MemoryChanged(Message):
+    """The story memory's background work wrote passages or notes."""
 
 
 @dataclass
@@ -100,14 +96,11 @@ class GameScreen(Screen):
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide"), (160, "-very-wide")]
 
-    def __init__(self, settings: Settings, campaign_name: str, narrator: Narrator | None = None,
-                 memory_hook: MemoryHook = memory_of):
+    def __init__(self, settings: Settings, campaign_name: str, narrator: Narrator | None = None):
         super().__init__()
         self.settings = settings
         self.campaign_name = campaign_name
         self.injected_narrator = narrator
-        self.memory_hook = memory_hook
-        self.memory: MemoryView | None = None
         self.game: Game | None = None
         self.cancel_event = threading.Event()
         self.narrating = False
@@ -138,7 +131,7 @@ class GameScreen(Screen):
     def load_game(self) -> None:
         try:
             game = open_game(self.settings, self.campaign_name, self.injected_narrator)
-        except (CampaignError, NarratorError) as error:
+        except StorytellerError as error:
             self.post_message(GameFailed(str(error)))
         else:
             self.post_message(GameLoaded(game))
@@ -146,7 +139,6 @@ class GameScreen(Screen):
     async def on_game_loaded(self, message: GameLoaded) -> None:
         game = message.game
         self.app.games.append(game)
-        self.memory = self.memory_hook(game)
         await self.query_one("#loading").remove()
         await self._show_story(game)
         self.sub_title = game.world.title
@@ -155,8 +147,11 @@ class GameScreen(Screen):
         action.focus()
         self.game = game  # the screen is ready once the game is set (tests wait on it)
         self.refresh_panel()
-        self.set_interval(2.0, self.refresh_panel)  # the story extracts entries in the background
+        game.on_background_change(lambda: self.post_message(MemoryChanged()))
         self._show_status("ready")
+
+    def on_memory_changed(self, message: MemoryChanged) -> None:
+        self.refresh_panel()
 
     async def _show_story(self, game: Game) -> None:
         """The opening and every turn; after /load, the story of the checkpoint."""
@@ -207,9 +202,6 @@ class GameScreen(Screen):
             action.cursor_position = len(action.value)
             self.notify("Change your last action, then press Enter.")
             return True
-        if is_missing(name):
-            await self.add_note(missing_message(name))
-            return True
         return False
 
     def run_screen_command(self, name: str, argument: str = "") -> None:
@@ -225,10 +217,10 @@ class GameScreen(Screen):
             self.app.action_toggle_theme()
 
     def open_memory(self, search: str = "") -> None:
-        if self.memory is None:
-            self.notify("Story memory is not available in this version of storyteller.")
+        if self.game.memory is None:
+            self.notify("The story memory is off in this game.")
             return
-        self.app.push_screen(MemoryBrowser(self.memory, search),
+        self.app.push_screen(MemoryBrowser(self.game.memory, search),
                              callback=lambda _: self.refresh_panel())
 
     def open_settings(self) -> None:
@@ -270,7 +262,7 @@ class GameScreen(Screen):
             reply = self.game.submit(text, on_chunk=self._post_chunk, cancel=self.cancel_event)
         except TurnCancelled:
             self.post_message(NarrationStopped(text))
-        except (NarratorError, CampaignError) as error:
+        except StorytellerError as error:
             self.post_message(NarrationStopped(text, str(error)))
         else:
             self.post_message(NarrationDone(reply))
@@ -367,7 +359,7 @@ class GameScreen(Screen):
     # -- side panel and status ---------------------------------------------------
 
     def refresh_panel(self) -> None:
-        self.query_one(SidePanel).refresh_entries(self.memory)
+        self.query_one(SidePanel).refresh_entries(self.game.memory if self.game else None)
 
     def _show_status(self, state: str) -> None:
         game = self.game

@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Collapsible, Footer, Static
 
 from storyteller.context.prompt import PromptPlan
-from storyteller.engine.game import Reply
+from storyteller.engine.reply import Reply
 from storyteller.engine.trace import TurnTrace
 from storyteller.tui.widgets import context_bar, context_legend, context_segments
 

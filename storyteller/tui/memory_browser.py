@@ -12,7 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from storyteller.engine.memory_view import MemoryEntry, MemoryEntryNotFound, MemoryView
+from storyteller.memory.entries import MemoryEntry
+from storyteller.memory.view import MemoryEntryNotFound, MemoryView, listing_order
 from storyteller.tui.dialogs import ConfirmScreen
 
 TITLE_CHARS = 30  # with the kind, fits the list at 120 columns
@@ -73,7 +74,7 @@ class MemoryBrowser(Screen):
 
     def reload(self, keep: str | None = None) -> None:
         query = self.query_one("#memory-search", Input).value
-        found = self.memory.search(query) if query.strip() else self.memory.entries()
+        found = self.memory.search(query) if query.strip() else listing_order(self.memory.entries())
         self.entries = {entry.id: entry for entry in found}
         options = self.query_one("#memory-entries", OptionList)
         options.clear_options()
@@ -104,7 +105,7 @@ class MemoryBrowser(Screen):
                 "#memory-search", Input).value else "The story has not remembered anything yet.")
             text.text = ""
             return
-        origin = f" · from turn {entry.turn}" if entry.turn is not None else ""
+        origin = f" · from turn {entry.turn}" if entry.turn else ""
         pinned = " · pinned" if entry.pinned else ""
         passage = " · a story passage: Delete drops it" if entry.kind == "event" else ""
         self.query_one("#memory-meta", Static).update(
@@ -159,8 +160,7 @@ class MemoryBrowser(Screen):
             self.reload(keep=entry.id)
             return
         self.say(done)
-        # the memory store's entries are its own class: keep the entry by its id
-        self.reload(keep=getattr(changed, "id", None))
+        self.reload(keep=changed.id if changed else None)
 
     def say(self, message: str) -> None:
         self.query_one("#memory-message", Static).update(message)

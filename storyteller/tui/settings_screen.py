@@ -9,22 +9,16 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from storyteller.campaign import CampaignError
 from storyteller.engine.game import Game
 from storyteller.engine.tuning import (
     CONTENT_LOG_LEVELS,
-    TuningError,
     current_settings,
     save_settings,
 )
+from storyteller.errors import StorytellerError
+from storyteller.generation import Sampling
 
-FIELDS = {
-    "temperature": "Temperature (0-2)",
-    "top_p": "Top p (0-1)",
-    "top_k": "Top k (0 = off)",
-    "repeat_penalty": "Repeat penalty (0.5-2)",
-    "max_tokens": "Max tokens per narration",
-}
+FIELDS = {name: info.description for name, info in Sampling.model_fields.items()}
 
 
 class SettingsScreen(ModalScreen[bool]):
@@ -66,7 +60,7 @@ class SettingsScreen(ModalScreen[bool]):
     def action_save(self) -> None:
         try:
             save_settings(self.game, self.values())
-        except (TuningError, CampaignError) as error:
+        except StorytellerError as error:
             self.query_one("#settings-error", Static).update(f"{error} Nothing was changed.")
             return
         self.dismiss(True)

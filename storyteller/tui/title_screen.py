@@ -12,19 +12,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
-from storyteller.campaign import (
-    CAMPAIGN_FILE,
-    CampaignError,
-    CampaignInfo,
-    campaign_path,
-    delete_campaign,
-    list_campaigns,
-    validate_name,
-)
 from storyteller.config import Settings
-from storyteller.context.world import World, read_world_file, world_names
-from storyteller.narrator.base import NarratorError
+from storyteller.errors import SaveError, WorldError
 from storyteller.narrator.registry import EMBEDDED
+from storyteller.storage.listing import CampaignInfo, delete_campaign, list_campaigns
+from storyteller.storage.names import campaign_path, validate_name
+from storyteller.storage.schema import CAMPAIGN_FILE
+from storyteller.storage.worlds import World, read_world_file, world_names
 from storyteller.tui.dialogs import ConfirmScreen
 
 
@@ -50,7 +44,7 @@ def world_choices(settings: Settings) -> list[tuple[str, str]]:
     for name in world_names(settings.prompts_dir):
         try:
             title = World.from_toml(name, read_world_file(settings.prompts_dir, name), name).title
-        except NarratorError:
+        except WorldError:
             title = "(invalid world file)"
         choices.append((title, name))
     return choices
@@ -134,7 +128,7 @@ class TitleScreen(Screen):
         try:
             name = validate_name(raw_name)
             exists = (campaign_path(self.settings.saves_dir, name) / CAMPAIGN_FILE).exists()
-        except CampaignError as error:
+        except SaveError as error:
             self.say(str(error))
             return
         if exists:
@@ -175,7 +169,7 @@ class TitleScreen(Screen):
                 return
             try:
                 delete_campaign(self.settings.saves_dir, summary.name)
-            except CampaignError as error:
+            except SaveError as error:
                 self.say(str(error))
                 return
             self.say(f"Deleted {summary.name}.")

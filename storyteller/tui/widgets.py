@@ -11,7 +11,8 @@ from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from storyteller.engine.memory_view import MemoryEntry, MemoryView
+from storyteller.memory.entries import MemoryEntry
+from storyteller.memory.view import MemoryView
 
 SECTION_COLORS = {
     "system": "dodger_blue2",
@@ -169,7 +170,7 @@ class SidePanel(Widget):
         for title, kinds in PANEL_TABS.items():
             target = self.query_one(f"#tab-{title.lower()} .panel-entries", Static)
             if memory is None:
-                target.update("Story memory is not available in this version.")
+                target.update("The story memory is off in this game.")
                 continue
             entries = [entry for kind in kinds for entry in memory.entries(kind)]
             if not entries:

@@ -1,0 +1,81 @@
+"""The rolling summary and long sessions that never overflow."""
+
+
+
+
+from storyteller.context.summary import SUMMARIES_FILE, Summarizer, Summary, SummaryLog
+from storyteller.engine.session import open_game
+from storyteller.narrator.scripted import ScriptedNarrator
+from storyteller.storage.transcript import Turn
+
+LONG_REPLY = ("The rain keeps falling on the old stones. A crow watches from the gate. "
+              "Somewhere a bell rings twice.")
+
+
+def test_summary_log_records_invalidates_and_survives_a_torn_line(tmp_path):
+    log = SummaryLog(tmp_path)
+    log.record(Summary("First part.", 4))
+    log.record(Summary("First and second part.", 9))
+    log.invalidate_from(7)
+    assert log.current == Summary("First part.", 4)
+    with open(tmp_path / SUMMARIES_FILE, "a") as file:
+        file.write('{"type": "summary", "text": "tor')
+    assert SummaryLog(tmp_path).current == Summary("First part.", 4)
+
+
+def test_watermarks_evict_the_oldest_turns_down_to_the_low_mark(tmp_path, settings):
+    narrator = ScriptedNarrator()
+    summarizer = Summarizer(narrator, settings.prompts_dir, SummaryLog(tmp_path))
+    turns = [Turn(i, "wait", "word " * 20) for i in range(1, 11)]
+    assert summarizer.turn_tokens(turns[0]) == 31  # 1 + 20 words + template overhead
+    assert summarizer.turns_to_evict(turns[:7], history_cap=320) == []  # 217 <= 0.7 * 320
+    evicted = summarizer.turns_to_evict(turns, history_cap=320)  # 310 > 224
+    assert [t.number for t in evicted] == [1, 2, 3, 4, 5, 6, 7]  # 93 left <= 0.35 * 320
+
+
+def test_a_summary_longer_than_its_source_is_rejected(tmp_path, settings):
+    wordy = ScriptedNarrator(replies=["word " * 300])
+    summarizer = Summarizer(wordy, settings.prompts_dir, SummaryLog(tmp_path))
+    assert summarizer.summarize_text("> look\nA door.", summary_cap=400) is None
+
+
+def test_no_room_for_a_summary_is_no_summary_not_an_error(tmp_path, settings):
+    narrator = ScriptedNarrator(replies=["A short summary."])
+    summarizer = Summarizer(narrator, settings.prompts_dir, SummaryLog(tmp_path))
+    source = "> look\nA door opens onto a long corridor lit by torches. " * 5
+    assert summarizer.summarize_text(source, summary_cap=0) is None
+    assert summarizer.summarize_text(source, summary_cap=40) == "A short summary."
+
+
+def play_scripted(settings, turns, n_ctx=700, replies=None):
+    narrator = ScriptedNarrator(replies=replies or [LONG_REPLY], n_ctx=n_ctx)
+    game = open_game(settings, "long", narrator)
+    traces = [game.submit(f"walk to place number {i}").trace for i in range(turns)]
+    game.settle()
+    return game, traces
+
+
+def test_long_scripted_session_fits_and_summarizes(settings):
+    game, traces = play_scripted(settings, 60)
+    assert all(t.prompt_tokens + t.max_tokens <= t.n_ctx for t in traces)
+    summary = game.summarizer.summaries.current
+    assert summary.through_turn > 0 and summary.text
+    sections = {s["name"]: s for s in traces[-1].sections}
+    assert sections["summary"]["tokens"] > 0
+    assert f"walk to place number {summary.through_turn - 1}\n" not in traces[-1].prompt
+    # history never needed an emergency drop: the summary kept it in its share
+    assert all(next(s for s in t.sections if s["name"] == "history")["dropped"] == 0
+               for t in traces)
+
+
+def test_undo_of_a_summarized_turn_invalidates_the_summary(settings):
+    game, _ = play_scripted(settings, 30)
+    through = game.summarizer.summaries.current.through_turn
+    assert through > 0
+    while game.campaign.turns and game.campaign.turns[-1].number >= through:
+        game.undo()
+    assert game.summarizer.summaries.current.through_turn < through
+
+
+
+

@@ -1,0 +1,329 @@
+"""The memory's parts that need neither Chroma nor the embedder: entries, the journal,
+keyword activation, scoring, and checking and merging extracted facts."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from storyteller.errors import SaveError, WorldError
+from storyteller.memory.entries import (
+    EVENT_CHUNK_WORDS,
+    MemoryEntry,
+    event_entries,
+    normalize_name,
+    world_entries,
+)
+from storyteller.memory.extract import FACTS_SCHEMA, Fact, merge, validate
+from storyteller.memory.journal import JOURNAL_FILE, MemoryJournal
+from storyteller.memory.lorebook import Lorebook
+from storyteller.memory.recall import (
+    Recalled,
+    fit,
+    merge_repeated_actions,
+    nearest,
+    score,
+    wants_context,
+)
+from storyteller.storage.transcript import Turn
+from storyteller.storage.worlds import World
+
+MAREN = MemoryEntry(id="character-maren-holt", kind="character", name="Maren Holt",
+                    aliases=("the blacksmith",), text="Maren Holt is the blacksmith.",
+                    importance=8, source="world")
+
+
+def entry(entry_id, kind="character", name="", aliases=(), text="A fact.", **fields):
+    return MemoryEntry(id=entry_id, kind=kind, name=name, aliases=aliases, text=text, **fields)
+
+
+# -- keyword activation -------------------------------------------------------
+
+def test_an_event_is_embedded_without_the_labels_every_event_shares():
+    turn = Turn(number=7, input="I hide the key under the oak.", output="Crows watch you.")
+    action, story = event_entries(turn)
+    assert story.text == (
+        "Turn 7. The player: I hide the key under the oak. The story: Crows watch you.")
+    assert action.search_text == "I hide the key under the oak."
+    assert story.search_text == "I hide the key under the oak.\nCrows watch you."
+    lore = entry("c1", text="Maren runs the forge.")
+    assert lore.search_text == lore.text
+
+
+def test_a_turns_action_found_with_its_story_passage_is_told_once():
+    action, story = event_entries(Turn(number=7, input="I hide the key under the oak.",
+                                       output="Crows watch you."))
+    lore = entry("c1", text="Maren runs the forge.")
+    found = [Recalled(action, 0.9, "vector"), Recalled(story, 0.5, "vector"),
+             Recalled(lore, 0.4, "vector")]
+    told = merge_repeated_actions(found)
+    assert [(item.entry.id, item.score) for item in told] == [(story.id, 0.9), (lore.id, 0.4)]
+    assert merge_repeated_actions(found[:1] + found[2:]) == found[:1] + found[2:]
+
+
+def test_keyword_activation_by_name_alias_and_first_name():
+    book = Lorebook([MAREN, entry("character-dr-lena-voss", name="Dr. Lena Voss",
+                                  aliases=("Voss",)),
+                     entry("character-pell", name="Pell"),
+                     entry("location-forge", kind="location", name="the Great Forge"),
+                     entry("item-ox", kind="item", name="ox")])
+    assert book.mentioned("You greet MAREN's apprentice.") == {"character-maren-holt"}
+    assert book.mentioned("ask the Blacksmith") == {"character-maren-holt"}
+    assert book.mentioned("Dr. Voss frowns") == {"character-dr-lena-voss"}
+    assert book.mentioned("Lena waves") == {"character-dr-lena-voss"}  # first name
+    assert book.mentioned("the doctor waves, Dr waves") == set()  # a title is no name
+    assert book.mentioned("walk into the great forge") == {"location-forge"}
+    assert book.mentioned("Pellham is a town") == set()  # whole words only
+    assert book.mentioned("an ox pulls a cart") == set()  # too short to be a key
+    assert Lorebook([]).mentioned("anything") == set()
+
+
+def test_names_compare_without_case_punctuation_or_article():
+    assert normalize_name("The  Ember-Stone!") == "ember stone"
+    assert normalize_name("the") == "the"
+    assert normalize_name("Dr. Lena Voss") == "dr lena voss"
+
+
+# -- entries -------------------------------------------------------------------
+
+def test_a_turn_becomes_event_chunks_that_stand_alone():
+    sentence = "The rain falls on the old roofs of the harbour town tonight. "
+    turn = Turn(7, "wait for the ship", sentence * 40)
+    action, *events = event_entries(turn)
+    assert action.text == "Turn 7. The player: wait for the ship" and action.kind == "event"
+    assert len(events) > 3
+    for event in events:
+        assert event.kind == "event" and event.turn == 7 and event.source == "story"
+        assert event.text.startswith("Turn 7. The player: wait for the ship The story:")
+        assert len(event.text.split()) <= EVENT_CHUNK_WORDS + 20
+    told = " ".join(event.text.split("The story: ")[1] for event in events)
+    assert told.split() == turn.output.split()  # every word, once, in order
+    assert [e.id for e in event_entries(turn)] == [e.id for e in [action, *events]]  # reindex
+    short = event_entries(Turn(7, "wait", "Other words."))  # too short for its own chunk
+    assert len(short) == 1 and short[0].id != events[0].id
+
+
+def test_an_endless_sentence_is_cut_into_chunks():
+    events = event_entries(Turn(1, "run", "and then " * 300))
+    assert len(events) >= 6
+    assert all(len(event.text.split()) <= EVENT_CHUNK_WORDS + 10 for event in events)
+
+
+def test_entries_round_trip_and_refuse_nonsense():
+    assert MemoryEntry.from_json(json.loads(json.dumps(MAREN.to_json()))) == MAREN
+    assert MemoryEntry.from_metadata(MAREN.id, MAREN.text, MAREN.metadata()) == MAREN
+    with pytest.raises(ValueError, match="kind"):
+        entry("x", kind="dragon")
+    with pytest.raises(ValueError, match="importance"):
+        entry("x", importance=11)
+
+
+def test_world_lore_becomes_entries_that_name_what_they_are_about():
+    world = World.from_toml("w", '''title = "T"
+setting = "S"
+[[plot]]
+name = "the debt"
+text = "You owe the guild ten crowns."
+importance = 9
+pinned = true
+''', "w.toml")
+    [debt] = world_entries(world.lore)
+    assert debt.id == "plot-debt" and debt.pinned and debt.source == "world"
+    assert debt.text == "The debt: You owe the guild ten crowns."
+
+
+@pytest.mark.parametrize(("lore", "problem"), [
+    ('[[characters]]\nname = "x"\n', "[[characters]] number 1: text: Field required"),
+    ('[[items]]\nname = "x"\ntext = "y"\nimportance = 0\n', "importance: Input should be"),
+    ('[[plot]]\nname = "x"\ntext = "y"\ncolour = "red"\n', "colour: Extra inputs"),
+    ('characters = ["Maren"]\n', "use [[characters]] tables"),
+])
+def test_bad_lore_is_one_clear_error(lore, problem):
+    with pytest.raises(WorldError) as error:
+        World.from_toml("w", f'title = "T"\nsetting = "S"\n{lore}', "w.toml")
+    assert problem in str(error.value) and "\n" not in str(error.value)
+
+
+# -- the journal ---------------------------------------------------------------
+
+def test_the_journal_replays_adds_changes_removes_and_undos(tmp_path):
+    journal = MemoryJournal(tmp_path)
+    changed = MemoryEntry(**{**MAREN.to_json(), "aliases": MAREN.aliases,
+                             "text": "Maren Holt owes you a sword.", "turn": 2})
+    orla = entry("character-orla", name="Orla", turn=1)
+    journal.put(orla, 1, new=True)
+    journal.write("extracted", 1, facts=1, rejected=0, ms=1.0)
+    journal.put(changed, 2, new=False)
+    pin = entry("pin-1", kind="plot", text="Never trust Orla.", pinned=True, source="player")
+    journal.put(pin, None, new=True)
+    journal.write("remove", None, id="event-1-0-abc")
+
+    state = MemoryJournal(tmp_path).replay([MAREN])  # read back from disk
+    assert state.entries["character-maren-holt"] == changed
+    assert state.written_by == {"character-orla": 1, "character-maren-holt": 2}
+    assert state.removed == {"event-1-0-abc"} and state.extracted == {1}
+
+    journal.write("undo", 2)
+    state = MemoryJournal(tmp_path).replay([MAREN])
+    assert state.entries["character-maren-holt"] == MAREN  # as the world wrote her
+    assert set(state.entries) == {"character-maren-holt", "character-orla", "pin-1"}
+    journal.write("undo", 1)
+    journal.put(entry("character-bren", name="Bren", turn=1), 1, new=True)  # a new turn 1
+    state = MemoryJournal(tmp_path).replay([MAREN])
+    assert set(state.entries) == {"character-maren-holt", "pin-1", "character-bren"}
+    assert state.extracted == set()
+
+
+def test_a_torn_last_journal_line_is_ignored_and_a_corrupt_one_reported(tmp_path):
+    journal = MemoryJournal(tmp_path)
+    journal.put(entry("character-orla", name="Orla"), 1, new=True)
+    path = tmp_path / JOURNAL_FILE
+    with open(path, "a") as file:
+        file.write('{"type": "add", "turn": 2, "ent')  # a crash mid-write
+    assert set(MemoryJournal(tmp_path).replay([]).entries) == {"character-orla"}
+    MemoryJournal(tmp_path).write("extracted", 1)  # appends after cutting the torn line
+    assert len(path.read_text().splitlines()) == 2
+    with open(path, "a") as file:
+        file.write('{"type": "add", "turn": 3, "entry": {"id": "x"}}\n')
+    with pytest.raises(SaveError, match="unreadable record"):
+        MemoryJournal(tmp_path).replay([])
+
+
+# -- extraction: checking and merging ------------------------------------------
+
+TURN = Turn(4, "ask the ferryman about the crossing",
+            "Tobias Wren, the old ferryman, says the crossing costs three silver coins.")
+
+
+def fact(**fields):
+    return {"kind": "character", "name": "Tobias Wren", "aliases": ["the ferryman"],
+            "text": "Tobias Wren charges three silver coins.", "importance": 6, **fields}
+
+
+def test_facts_are_checked_against_the_schema_and_the_turn():
+    ok = validate(json.dumps({"facts": [fact()]}), TURN)
+    assert [f.name for f in ok.facts] == ["Tobias Wren"] and not ok.rejected
+    assert "not valid facts JSON" in validate('{"facts": [', TURN).rejected[0]
+    assert "not valid facts JSON" in validate(json.dumps({"facts": [fact(importance=0)]}),
+                                              TURN).rejected[0]
+    assert "not valid facts JSON" in validate(json.dumps({"facts": [fact()] * 4}),
+                                              TURN).rejected[0]
+    mixed = validate(json.dumps({"facts": [fact(name="Bartholomew"), fact(name="you"),
+                                           fact(aliases=["he", "ferryman"])]}), TURN)
+    assert mixed.rejected == ["'Bartholomew' is not mentioned in the turn",
+                              "'you' is not a name"]
+    assert mixed.facts[0].aliases == ["ferryman"]  # pronouns and unmentioned aliases go
+
+
+def test_a_known_full_name_counts_as_mentioned_by_its_alias():
+    turn = Turn(2, "ask Maren about the stone", "Maren shakes her head.\nNot here.")
+    answer = json.dumps({"facts": [fact(name="Maren Holt", aliases=["the blacksmith"],
+                                        text="Maren Holt knows nothing.")]})
+    assert validate(answer, turn).rejected == ["'Maren Holt' is not mentioned in the turn"]
+    known = validate(answer, turn, {"maren", "maren holt", "blacksmith"})
+    assert [f.name for f in known.facts] == ["Maren Holt"]
+    assert known.facts[0].aliases == ["the blacksmith"]
+    raw_newline = answer.replace("knows nothing.", "knows\nnothing.").replace("\\n", "\n")
+    assert validate(raw_newline, turn, {"maren holt"}).facts  # a raw newline is forgiven
+
+
+def test_the_schema_compiles_to_a_llama_cpp_grammar():
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    grammar = LlamaGrammar.from_json_schema(json.dumps(FACTS_SCHEMA), verbose=False)
+    assert 'character' in grammar._grammar and 'facts' in grammar._grammar
+
+
+def test_facts_merge_by_name_or_alias_instead_of_duplicating():
+    entries = {MAREN.id: MAREN}
+    new = merge(Fact(**fact()), entries, turn=4)
+    assert new.id == "character-tobias-wren" and new.source == "extracted" and new.turn == 4
+    entries[new.id] = new
+    assert merge(Fact(**fact()), entries, turn=5) is None  # nothing new
+
+    by_alias = merge(Fact(**fact(kind="plot", name="the blacksmith", aliases=[],
+                                 text="The blacksmith lent you a hammer.")), entries, turn=6)
+    assert by_alias.id == MAREN.id and by_alias.kind == "character"
+    assert by_alias.text == "Maren Holt is the blacksmith.\nThe blacksmith lent you a hammer."
+    assert by_alias.importance == 8 and by_alias.turn == 6
+
+    renamed = merge(Fact(**fact(name="Maren", aliases=["Holt"], text="Maren is tired.")),
+                    {MAREN.id: MAREN}, turn=7)
+    assert renamed is None or "Holt" in renamed.aliases
+
+    same_id = merge(Fact(**fact(name="Tobias  Wren!", aliases=[], text="Another one.")),
+                    {"character-tobias-wren": entry("character-tobias-wren", name="Someone")},
+                    turn=8)
+    assert same_id.id == "character-tobias-wren-2"
+
+
+def test_a_merged_entry_keeps_its_first_and_newest_facts_within_bounds():
+    grown = MAREN
+    for number in range(40):
+        grown = merge(Fact(**fact(name="Maren Holt", aliases=[],
+                                  text=f"Maren Holt did thing number {number}.")),
+                      {MAREN.id: grown}, turn=number)
+    lines = grown.text.split("\n")
+    assert lines[0] == MAREN.text and lines[-1] == "Maren Holt did thing number 39."
+    assert len(grown.text) <= 600
+
+
+# -- scoring -------------------------------------------------------------------
+
+@given(st.floats(0, 1), st.floats(0, 1), st.integers(1, 10), st.integers(0, 300),
+       st.integers(0, 300))
+def test_score_grows_with_relevance_importance_and_recency(relevance, more, importance,
+                                                           age, older):
+    now = 400
+    memory = entry("x", importance=importance, turn=now - age)
+    assert score(memory, max(relevance, more), 0, now) >= score(memory, relevance, 0, now)
+    assert score(memory, relevance, now - min(age, older), now) >= score(
+        memory, relevance, 0, now)  # a recent mention counts as recent
+    less = entry("y", importance=max(1, importance - 1), turn=now - age)
+    assert score(memory, relevance, 0, now) >= score(less, relevance, 0, now)
+
+
+def test_a_relevant_old_memory_beats_a_vaguely_related_recent_one():
+    old = entry("event-1", kind="event", importance=3, turn=1)
+    recent = entry("event-50", kind="event", importance=3, turn=50)
+    assert score(old, 0.5, 0, 60) > score(recent, 0.35, 0, 60)
+
+
+def test_fit_keeps_the_best_memories_that_fit_the_cap():
+    items = [Recalled(entry(f"m{i}", text="word " * 10), score=i / 10, via="vector")
+             for i in range(6)]
+    kept, dropped = fit(items, lambda text: len(text.split()), cap=36)
+    assert [item.entry.id for item in kept] == ["m5", "m4", "m3"] and dropped == 3
+
+
+class QueryRecorder:
+    """Stands in for the store: records what recall embeds and searches, finds nothing."""
+
+    def __init__(self):
+        self.embedded: list[str] = []
+        self.searched: list = []
+
+    def embed(self, texts):
+        self.embedded = list(texts)
+        return [np.array([1.0, 0.0])] * len(texts)
+
+    def query(self, vectors, n):
+        self.searched = list(vectors)
+        return [[] for _ in vectors]
+
+
+def test_only_a_short_input_is_also_searched_with_the_last_turn():
+    assert wants_context("open it")
+    assert not wants_context("where did I hide my aunt's brass key last spring")
+
+
+def test_the_last_turn_joins_the_search_as_a_second_vector_without_embedding_it_again():
+    store = QueryRecorder()
+    nearest(store, "open it", 5, context_vector=np.array([0.0, 1.0]))
+    assert store.embedded == ["open it"]
+    assert len(store.searched) == 2
+    np.testing.assert_allclose(store.searched[1], np.array([1.0, 1.0]) / np.sqrt(2))
+    nearest(store, "open it", 5)
+    assert len(store.searched) == 1
