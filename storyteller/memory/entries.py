@@ -1,7 +1,8 @@
 """Memory entries: what the story remembers, one fact or story chunk each.
 
-Entries of kind character / location / item / plot carry a name and aliases, so the
-retriever can activate them when the player (or the story) mentions them. `event`
+Entries of kind character / location / item / plot / lore carry a name and aliases, so
+the retriever can activate them when the player (or the story) mentions them; secondary
+keys, when the entry is selective, narrow that down (retrieve.secondary_keys_pass). `event`
 entries are chunks of the transcript; `summary` entries hold summaries of old turns.
 """
 
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Container
 from dataclasses import asdict, dataclass
 
 from storyteller.campaign import Turn
-from storyteller.context.world import LoreEntry
+from storyteller.context.world import SELECTIVE_LOGICS, LoreEntry
 
-KINDS = ("character", "location", "item", "plot", "event", "summary")
-NAMED_KINDS = ("character", "location", "item", "plot")
+KINDS = ("character", "location", "item", "plot", "lore", "event", "summary")
+NAMED_KINDS = ("character", "location", "item", "plot", "lore")
 SOURCES = ("world", "player", "extracted", "story", "summary")
 EVENT_IMPORTANCE = 3
 EVENT_CHUNK_WORDS = 90  # all-MiniLM-L6-v2 reads 256 word pieces; a chunk stays well inside
@@ -41,10 +43,17 @@ class MemoryEntry:
     importance: int = 5  # 1-10, rated once when written
     pinned: bool = False
     source: str = "story"
+    secondary_keys: tuple[str, ...] = ()
+    selective: bool = False  # gate on the secondary keys (with selective_logic)
+    selective_logic: str = "AND ANY"
 
     def __post_init__(self):
+        for name in ("aliases", "secondary_keys"):  # lists (from to_json) become tuples
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.kind not in KINDS:
             raise ValueError(f"unknown memory kind {self.kind!r}")
+        if self.selective_logic not in SELECTIVE_LOGICS:
+            raise ValueError(f"unknown selective logic {self.selective_logic!r}")
         if self.source not in SOURCES:
             raise ValueError(f"unknown memory source {self.source!r}")
         if not 1 <= self.importance <= 10:
@@ -66,7 +75,8 @@ class MemoryEntry:
         return _EVENT_HEADER.sub("", self.text).replace(_EVENT_STORY, "\n", 1)
 
     def to_json(self) -> dict:
-        return {**asdict(self), "aliases": list(self.aliases)}
+        return {**asdict(self), "aliases": list(self.aliases),
+                "secondary_keys": list(self.secondary_keys)}
 
     @classmethod
     def from_json(cls, record: dict) -> MemoryEntry:
@@ -75,18 +85,26 @@ class MemoryEntry:
                    aliases=tuple(str(a) for a in record.get("aliases", ())),
                    turn=int(record.get("turn", 0)), importance=int(record.get("importance", 5)),
                    pinned=bool(record.get("pinned", False)),
-                   source=str(record.get("source", "story")))
+                   source=str(record.get("source", "story")),
+                   secondary_keys=tuple(str(k) for k in record.get("secondary_keys", ())),
+                   selective=bool(record.get("selective", False)),
+                   selective_logic=str(record.get("selective_logic", "AND ANY")))
 
     def metadata(self) -> dict:
-        """Chroma metadata: scalars only (aliases joined by '|')."""
+        """Chroma metadata: scalars only (aliases and secondary keys joined by '|')."""
         return {"kind": self.kind, "name": self.name, "aliases": "|".join(self.aliases),
                 "turn": self.turn, "importance": self.importance, "pinned": self.pinned,
-                "source": self.source}
+                "source": self.source, "secondary_keys": "|".join(self.secondary_keys),
+                "selective": self.selective, "selective_logic": self.selective_logic}
 
     @classmethod
     def from_metadata(cls, entry_id: str, text: str, metadata: dict) -> MemoryEntry:
-        aliases = tuple(a for a in str(metadata.get("aliases", "")).split("|") if a)
-        return cls.from_json({**metadata, "id": entry_id, "text": text, "aliases": aliases})
+        def split(field: str) -> tuple[str, ...]:
+            return tuple(a for a in str(metadata.get(field, "")).split("|") if a)
+
+        return cls.from_json({**metadata, "id": entry_id, "text": text,
+                              "aliases": split("aliases"),
+                              "secondary_keys": split("secondary_keys")})
 
 
 def normalize_name(name: str) -> str:
@@ -110,13 +128,29 @@ def named_entry_id(kind: str, name: str) -> str:
     return f"{kind}-{slug(name)}"
 
 
+def free_id(base: str, taken: Container[str]) -> str:
+    """base, or base-2, base-3...: the first that is not taken."""
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate, number = f"{base}-{number}", number + 1
+    return candidate
+
+
 def world_entries(lore: tuple[LoreEntry, ...]) -> list[MemoryEntry]:
-    """A world's lore as memory entries (turn 0, source 'world')."""
-    return [MemoryEntry(id=named_entry_id(item.kind, item.name), kind=item.kind,
-                        text=with_name(item.name, item.text), name=item.name,
-                        aliases=item.aliases, importance=item.importance,
-                        pinned=item.pinned, source="world")
-            for item in lore]
+    """A world's lore as memory entries (turn 0, source 'world'). Two entries whose names
+    make the same id (a lorebook may repeat a name; names in other scripts all slug to
+    "entry") get ids of their own, numbered in the world's order."""
+    entries: list[MemoryEntry] = []
+    taken: set[str] = set()
+    for item in lore:
+        entry_id = free_id(named_entry_id(item.kind, item.name), taken)
+        taken.add(entry_id)
+        entries.append(MemoryEntry(
+            id=entry_id, kind=item.kind, text=with_name(item.name, item.text),
+            name=item.name, aliases=item.aliases, importance=item.importance,
+            pinned=item.pinned, source="world", secondary_keys=item.secondary_keys,
+            selective=item.selective, selective_logic=item.selective_logic))
+    return entries
 
 
 def with_name(name: str, text: str, aliases: tuple[str, ...] = ()) -> str:

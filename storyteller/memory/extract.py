@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from storyteller.campaign import Turn
 from storyteller.memory.entries import (
     MemoryEntry,
+    free_id,
     named_entry_id,
     normalize_name,
     with_name,
@@ -177,11 +178,7 @@ def merge(fact: Fact, entries: dict[str, MemoryEntry], turn: int) -> MemoryEntry
 
 
 def _free_id(fact: Fact, entries: dict[str, MemoryEntry]) -> str:
-    base = named_entry_id(fact.kind, fact.name)
-    candidate, number = base, 2
-    while candidate in entries:
-        candidate, number = f"{base}-{number}", number + 1
-    return candidate
+    return free_id(named_entry_id(fact.kind, fact.name), entries)
 
 
 def _grow(text: str, sentence: str) -> str:
