@@ -32,6 +32,7 @@ CORE_MODULES = [
     "storyteller.narrator.transformers",
     "storyteller.narrator.openai",
     "storyteller.engine.guard",
+    "storyteller.interop.importer",
 ]
 # Opening the app or a game must not wait for these: they load when a memory opens.
 HEAVY = ("chromadb", "torch", "sentence_transformers", "transformers")
