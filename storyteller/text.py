@@ -8,6 +8,7 @@ import unicodedata
 # CSI / OSC / other ESC sequences a pasted terminal capture may carry.
 _ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
 _WHITESPACE_RUN = re.compile(r"\s+")
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
 
 
 def clean_player_input(text: str, max_chars: int) -> tuple[str, str | None]:
@@ -30,3 +31,12 @@ def strip_control(text: str) -> str:
     text = _ANSI_ESCAPE.sub("", text)
     return "".join(ch for ch in text
                    if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
+
+
+def normalize_name(name: str) -> str:
+    """Names compare without case, punctuation, a possessive 's, extra spaces or a
+    leading article: "The Ember-Stone's" is "ember stone"."""
+    words = re.sub(r"[^\w\s]", " ", _POSSESSIVE.sub("", name.casefold())).split()
+    if len(words) > 1 and words[0] in ("the", "a", "an"):
+        words = words[1:]
+    return " ".join(words)

@@ -1,22 +1,25 @@
 """Memory entries: what the story remembers, one fact or story chunk each.
 
-Entries of kind character / location / item / plot carry a name and aliases, so the
-retriever can activate them when the player (or the story) mentions them. `event`
-entries are chunks of the transcript (story passages). The terminal UI shows and edits
-these same entries through the MemoryView protocol (view.py).
+Entries of kind character / location / item / plot / lore carry a name and aliases, so
+the retriever can activate them when the player (or the story) mentions them; secondary
+keys, when the entry is selective, narrow that down (lorebook.secondary_keys_pass).
+`event` entries are chunks of the transcript (story passages). The terminal UI shows and
+edits these same entries through the MemoryView protocol (view.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Container
 from dataclasses import asdict, dataclass
 
 from storyteller.storage.transcript import Turn
-from storyteller.storage.worlds import LoreEntry
+from storyteller.storage.worlds import SELECTIVE_LOGICS, LoreEntry
+from storyteller.text import normalize_name
 
-KINDS = ("character", "location", "item", "plot", "event")
-NAMED_KINDS = ("character", "location", "item", "plot")
+KINDS = ("character", "location", "item", "plot", "lore", "event")
+NAMED_KINDS = ("character", "location", "item", "plot", "lore")
 SOURCES = ("world", "player", "extracted", "story")
 EVENT_IMPORTANCE = 3
 EVENT_CHUNK_WORDS = 90  # all-MiniLM-L6-v2 reads 256 word pieces; a chunk stays well inside
@@ -25,7 +28,6 @@ EVENT_INPUT_WORDS = 30  # the player's action, repeated at the head of every chu
 # a later action refers to ("where did I hide the key?"), and a small model's narration
 # beside it dilutes the match (measured: similarity 0.34 alone vs 0.23 with narration).
 ACTION_CHUNK_MIN_WORDS = 4
-_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?…\"”])\s+")
 _EVENT_HEADER = re.compile(r"^Turn \d+\. The player: ")
 _EVENT_STORY = " The story: "
@@ -42,10 +44,17 @@ class MemoryEntry:
     importance: int = 5  # 1-10, rated once when written
     pinned: bool = False
     source: str = "story"
+    secondary_keys: tuple[str, ...] = ()
+    selective: bool = False  # gate on the secondary keys (with selective_logic)
+    selective_logic: str = "AND ANY"
 
     def __post_init__(self):
+        for name in ("aliases", "secondary_keys"):  # lists (from to_json) become tuples
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.kind not in KINDS:
             raise ValueError(f"unknown memory kind {self.kind!r}")
+        if self.selective_logic not in SELECTIVE_LOGICS:
+            raise ValueError(f"unknown selective logic {self.selective_logic!r}")
         if self.source not in SOURCES:
             raise ValueError(f"unknown memory source {self.source!r}")
         if not 1 <= self.importance <= 10:
@@ -67,7 +76,8 @@ class MemoryEntry:
         return _EVENT_HEADER.sub("", self.text).replace(_EVENT_STORY, "\n", 1)
 
     def to_json(self) -> dict:
-        return {**asdict(self), "aliases": list(self.aliases)}
+        return {**asdict(self), "aliases": list(self.aliases),
+                "secondary_keys": list(self.secondary_keys)}
 
     @classmethod
     def from_json(cls, record: dict) -> MemoryEntry:
@@ -76,27 +86,26 @@ class MemoryEntry:
                    aliases=tuple(str(a) for a in record.get("aliases", ())),
                    turn=int(record.get("turn", 0)), importance=int(record.get("importance", 5)),
                    pinned=bool(record.get("pinned", False)),
-                   source=str(record.get("source", "story")))
+                   source=str(record.get("source", "story")),
+                   secondary_keys=tuple(str(k) for k in record.get("secondary_keys", ())),
+                   selective=bool(record.get("selective", False)),
+                   selective_logic=str(record.get("selective_logic", "AND ANY")))
 
     def metadata(self) -> dict:
-        """Chroma metadata: scalars only (aliases joined by '|')."""
+        """Chroma metadata: scalars only (aliases and secondary keys joined by '|')."""
         return {"kind": self.kind, "name": self.name, "aliases": "|".join(self.aliases),
                 "turn": self.turn, "importance": self.importance, "pinned": self.pinned,
-                "source": self.source}
+                "source": self.source, "secondary_keys": "|".join(self.secondary_keys),
+                "selective": self.selective, "selective_logic": self.selective_logic}
 
     @classmethod
     def from_metadata(cls, entry_id: str, text: str, metadata: dict) -> MemoryEntry:
-        aliases = tuple(a for a in str(metadata.get("aliases", "")).split("|") if a)
-        return cls.from_json({**metadata, "id": entry_id, "text": text, "aliases": aliases})
+        def split(field: str) -> tuple[str, ...]:
+            return tuple(a for a in str(metadata.get(field, "")).split("|") if a)
 
-
-def normalize_name(name: str) -> str:
-    """Names compare without case, punctuation, a possessive 's, extra spaces or a
-    leading article: "The Ember-Stone's" is "ember stone"."""
-    words = re.sub(r"[^\w\s]", " ", _POSSESSIVE.sub("", name.casefold())).split()
-    if len(words) > 1 and words[0] in ("the", "a", "an"):
-        words = words[1:]
-    return " ".join(words)
+        return cls.from_json({**metadata, "id": entry_id, "text": text,
+                              "aliases": split("aliases"),
+                              "secondary_keys": split("secondary_keys")})
 
 
 def slug(text: str) -> str:
@@ -111,13 +120,29 @@ def named_entry_id(kind: str, name: str) -> str:
     return f"{kind}-{slug(name)}"
 
 
+def free_id(base: str, taken: Container[str]) -> str:
+    """base, or base-2, base-3...: the first that is not taken."""
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate, number = f"{base}-{number}", number + 1
+    return candidate
+
+
 def world_entries(lore: tuple[LoreEntry, ...]) -> list[MemoryEntry]:
-    """A world's lore as memory entries (turn 0, source 'world')."""
-    return [MemoryEntry(id=named_entry_id(item.kind, item.name), kind=item.kind,
-                        text=with_name(item.name, item.text), name=item.name,
-                        aliases=item.aliases, importance=item.importance,
-                        pinned=item.pinned, source="world")
-            for item in lore]
+    """A world's lore as memory entries (turn 0, source 'world'). Two entries whose names
+    make the same id (a lorebook may repeat a name; names in other scripts all slug to
+    "entry") get ids of their own, numbered in the world's order."""
+    entries: list[MemoryEntry] = []
+    taken: set[str] = set()
+    for item in lore:
+        entry_id = free_id(named_entry_id(item.kind, item.name), taken)
+        taken.add(entry_id)
+        entries.append(MemoryEntry(
+            id=entry_id, kind=item.kind, text=with_name(item.name, item.text),
+            name=item.name, aliases=item.aliases, importance=item.importance,
+            pinned=item.pinned, source="world", secondary_keys=item.secondary_keys,
+            selective=item.selective, selective_logic=item.selective_logic))
+    return entries
 
 
 def with_name(name: str, text: str, aliases: tuple[str, ...] = ()) -> str:

@@ -20,12 +20,13 @@ from storyteller.errors import ModelError
 from storyteller.generation import Message, Narrator, SamplingOptions, complete
 from storyteller.memory.entries import (
     MemoryEntry,
+    free_id,
     named_entry_id,
-    normalize_name,
     with_name,
 )
 from storyteller.memory.lorebook import Lorebook
 from storyteller.storage.transcript import Turn
+from storyteller.text import normalize_name
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +173,7 @@ def merge(fact: Fact, entries: dict[str, MemoryEntry], turn: int) -> MemoryEntry
 
 
 def _free_id(fact: Fact, entries: dict[str, MemoryEntry]) -> str:
-    base = named_entry_id(fact.kind, fact.name)
-    candidate, number = base, 2
-    while candidate in entries:
-        candidate, number = f"{base}-{number}", number + 1
-    return candidate
+    return free_id(named_entry_id(fact.kind, fact.name), entries)
 
 
 def _grow(text: str, sentence: str) -> str:

@@ -1,34 +1,47 @@
 """Worlds: the TOML files in prompts/worlds/ (and a campaign's own world.toml).
 
-A world has a title, a setting (the premise, in the system prompt), an opening scene,
-and lore: [[characters]], [[locations]], [[items]] and [[plot]] tables, each with a
-name, a text, optional aliases, an importance (1-10) and a pinned flag. The story
-memory loads the lore when a campaign starts."""
+A world has a title, a setting (the premise, in the system prompt), an opening scene
+(and optional other `openings`), and lore: [[characters]], [[locations]], [[items]],
+[[plot]] and general [[lore]] tables, each with a name, a text, optional aliases, an
+importance (1-10) and a pinned flag. An entry may also carry secondary keys that gate
+it the way SillyTavern's selective entries do (`selective`, `selective_logic`), and a
+`placement` table kept for the record (an imported lorebook's insertion settings). The
+story memory loads the lore when a campaign starts."""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from storyteller.errors import WorldError
 
 LORE_TABLES = {"characters": "character", "locations": "location", "items": "item",
-               "plot": "plot"}
+               "plot": "plot", "lore": "lore"}
+MAX_LORE_NAME = 80
+MAX_LORE_TEXT = 20000  # real lorebooks write entries of a few thousand characters
+SelectiveLogic = Literal["AND ANY", "NOT ALL", "NOT ANY", "AND ALL"]
+SELECTIVE_LOGICS: tuple[str, ...] = get_args(SelectiveLogic)
 
 
 class LoreEntry(BaseModel):
-    """One [[characters]] / [[locations]] / [[items]] / [[plot]] table of a world file."""
+    """One [[characters]] / [[locations]] / [[items]] / [[plot]] / [[lore]] table of a
+    world file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=80)
-    text: str = Field(min_length=1, max_length=1000)
+    name: str = Field(min_length=1, max_length=MAX_LORE_NAME)
+    text: str = Field(min_length=1, max_length=MAX_LORE_TEXT)
     aliases: tuple[str, ...] = ()
     importance: int = Field(5, ge=1, le=10)
     pinned: bool = False
+    secondary_keys: tuple[str, ...] = ()  # checked only when the entry is selective
+    selective: bool = False
+    selective_logic: SelectiveLogic = "AND ANY"
+    placement: dict = {}  # for the record only: where another tool inserted the entry
     kind: str = ""  # filled from the table it came from
 
 
@@ -39,13 +52,15 @@ class World:
     setting: str
     opening: str
     lore: tuple[LoreEntry, ...] = ()
+    openings: tuple[str, ...] = ()  # other opening scenes to choose from
 
     @classmethod
     def from_toml(cls, name: str, text: str, origin: str) -> World:
         try:
             data = tomllib.loads(text)
             return cls(name, str(data["title"]), str(data["setting"]).strip(),
-                       str(data.get("opening", "")).strip(), _read_lore(data, origin))
+                       str(data.get("opening", "")).strip(), _read_lore(data, origin),
+                       _read_openings(data, origin))
         except (tomllib.TOMLDecodeError, KeyError) as error:
             raise WorldError(f"World file {origin} is invalid ({error}); it needs "
                                 "'title' and 'setting'.") from None
@@ -65,6 +80,14 @@ def _read_lore(data: dict, origin: str) -> tuple[LoreEntry, ...]:
                                     f"{number}: {problem}); each entry needs a 'name' and "
                                     "a 'text'.") from None
     return tuple(lore)
+
+
+def _read_openings(data: dict, origin: str) -> tuple[str, ...]:
+    openings = data.get("openings", [])
+    if not isinstance(openings, list) or not all(isinstance(o, str) for o in openings):
+        raise WorldError(f"World file {origin} is invalid (openings: use a list of "
+                            "texts, like openings = [\"You wake...\"]).")
+    return tuple(opening.strip() for opening in openings if opening.strip())
 
 
 def _first_problem(error: Exception) -> str:

@@ -146,6 +146,7 @@ PANEL_TABS = {
     "Locations": ("location",),
     "Items": ("item",),
     "Plot": ("plot", "event"),
+    "Lore": ("lore",),
 }
 
 

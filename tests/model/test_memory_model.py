@@ -9,7 +9,7 @@ import shutil
 import pytest
 from test_headless import run_cli
 
-from storyteller.memory.entries import normalize_name
+from storyteller.text import normalize_name
 
 PIN = "Maren promised to forge me a sword"
 

@@ -13,7 +13,6 @@ from storyteller.memory.entries import (
     EVENT_CHUNK_WORDS,
     MemoryEntry,
     event_entries,
-    normalize_name,
     world_entries,
 )
 from storyteller.memory.extract import FACTS_SCHEMA, Fact, merge, validate
@@ -29,6 +28,7 @@ from storyteller.memory.recall import (
 )
 from storyteller.storage.transcript import Turn
 from storyteller.storage.worlds import World
+from storyteller.text import normalize_name
 
 MAREN = MemoryEntry(id="character-maren-holt", kind="character", name="Maren Holt",
                     aliases=("the blacksmith",), text="Maren Holt is the blacksmith.",

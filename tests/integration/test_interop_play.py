@@ -1,0 +1,48 @@
+"""An imported world plays: a campaign starts in it and a keyword from the file brings
+its entry into the turn's prompt (real embedder and Chroma; the narrator is scripted,
+the model is beside the point here)."""
+
+import shutil
+
+from interop_support import REPO, SHARED
+
+from storyteller.engine.session import open_game
+from storyteller.narrator.scripted import ScriptedNarrator
+from storyteller.storage.interop.importer import import_world
+
+
+def game_in(settings, tmp_path, source, campaign):
+    """A new campaign in a world imported into a copy of the shipped prompts folder."""
+    prompts = tmp_path / "prompts"
+    shutil.copytree(REPO / "prompts", prompts)
+    settings.prompts_dir = prompts
+    settings.world = import_world(source, prompts / "worlds").stem
+    return open_game(settings, campaign, ScriptedNarrator())
+
+
+def recalled_by_keyword(reply) -> set[str]:
+    return {item["id"] for item in reply.trace.retrieved if item["via"] == "keyword"}
+
+
+def test_a_keyword_from_eldoria_brings_its_entry_into_the_prompt(settings, tmp_path):
+    game = game_in(settings, tmp_path, SHARED / "Eldoria.json", "eldoria-run")
+    try:
+        reply = game.submit("I ask about the Shadowfangs and their beasts.")
+        game.settle(reply)
+        assert "lore-shadowfang" in recalled_by_keyword(reply)
+        assert "The Shadowfangs are beasts of darkness" in reply.trace.prompt
+    finally:
+        game.close()
+
+
+def test_the_seraphina_card_opens_her_scene_with_her_pinned(settings, tmp_path):
+    game = game_in(settings, tmp_path, SHARED / "default_Seraphina.png", "glade-run")
+    try:
+        assert game.memory.state.entries["character-seraphina"].pinned
+        reply = game.submit("I look around the glade.")
+        game.settle(reply)
+        assert "You wake with a start" in reply.trace.prompt  # the opening
+        assert "lore-glade" in recalled_by_keyword(reply)
+        assert "This is my forest glade, a haven of safety" in reply.trace.prompt
+    finally:
+        game.close()
