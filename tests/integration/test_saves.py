@@ -52,7 +52,10 @@ def test_an_older_schema_is_migrated_after_a_backup(tmp_path, version, meta_text
     assert meta["schema_version"] == SCHEMA_VERSION == 2
     assert meta["settings"] == {key: None for key in meta["settings"]}
     assert meta["turns"] == 2 and meta["created"] == json.loads(meta_text)["created"]
-    assert meta["updated"]  # version 0 had none: it starts at created
+    # version 0 had no `updated`: it starts at `created`; version 1 keeps its own
+    assert meta["updated"] == json.loads(meta_text).get("updated", meta["created"])
+    assert meta["updated"] == ("2026-10-01T10:00:00+00:00" if version == 0
+                               else "2026-11-02T10:00:00+00:00")
     Campaign.load(tmp_path, "old").append_turn(Turn(3, "go", "Gone."))  # plays on
     assert len(list(folder.glob("*.bak"))) == 1  # migrated once
 
