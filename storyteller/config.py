@@ -66,11 +66,10 @@ class Settings(Tuning, BaseSettings):
     n_ctx_cap: int = Field(4096, ge=256, description="Upper bound on the default context size.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp.")
     seed: int | None = Field(None, description="Sampling seed; None draws a new one each turn.")
-    share_memories: float = Field(0.25, ge=0, le=1, description="Context share for memories.")
     share_summary: float = Field(0.15, ge=0, le=1, description="Context share for the summary.")
-    share_history: float = Field(0.60, ge=0, le=1, description="Context share for history.")
-    prompt_layout: Literal["stable", "memories-first"] = Field(
-        "stable", description="'memories-first' is the naive layout, for benchmarks only.")
+    share_recalled: float = Field(0.20, ge=0, le=1, description="Context share for the "
+                                  "recalled block (what the scene needs from the past).")
+    share_history: float = Field(0.55, ge=0, le=1, description="Context share for history.")
     summary_high_watermark: float = Field(
         0.7, gt=0, le=1, description="History fill (of its share) that starts a summary.")
     summary_low_watermark: float = Field(

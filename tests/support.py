@@ -47,10 +47,12 @@ def memories(count):
             for i in range(count)]
 
 
-def full_parts(history=3, memory_count=2, player_input="look"):
+def full_parts(history=3, memory_count=2, player_input="look", recalled=1, asks=False):
     return PromptParts(system="You narrate.", opening="It begins.", pinned=["The key is red."],
-                       summary="Long ago, a storm.", history=turns(history),
-                       memories=memories(memory_count), player_input=player_input)
+                       summary="Long ago, a storm.",
+                       recalled=[PromptMemory("r0", "lore", "the old well is dry", 1.0)][:recalled],
+                       history=turns(history), memories=memories(memory_count),
+                       player_input=player_input, asks_about_the_past=asks)
 
 
 def fit(narrator, parts, max_tokens, shares=None):

@@ -1,28 +1,36 @@
 """Build the prompt for one turn and make it fit the model's context.
 
-Sections, in a fixed order so consecutive turns share the longest prefix (llama.cpp
-then re-evaluates only the new suffix):
+Sections, in a fixed order so consecutive turns share the longest prefix (llama.cpp then
+re-evaluates only the new suffix, and the stable part can be evaluated before the player
+presses Enter):
 
-    system  (system prompt + world + opening: byte-identical every turn)
-    pinned  (facts the player pinned; change rarely)
-    summary (the story so far, for turns that left the history)
-    history (recent turns, oldest first)
-    memories (retrieved for this turn: volatile)
-    input   (the player's action)
+    system   (system prompt + world + opening: byte-identical every turn)
+    pinned   (facts the player pinned; change rarely)
+    summary  (the story so far, for turns that left the history)
+    recalled (what the scene needs from the past: kept while the scene lasts)
+    history  (recent turns verbatim, oldest first)
+    memories (what this input needs that the sections above lack: volatile)
+    input    (the player's action)
 
 The budget is n_ctx minus the answer's max_tokens minus a small margin. Hard floors:
-the system prompt, pinned facts and the player's input. The rest is shared (BudgetShares):
-memories and the summary are held to their shares; history takes what they leave. Over
-budget, the lowest-scored memories go first, then the oldest history turns (which the
-rolling summary covers); an input that is still too long is shortened with a notice. The
-model never receives a prompt that does not fit.
+the system prompt, pinned facts (up to an eighth of the context) and the input. The
+summary and the recalled block are held to their shares; the history is what the
+rolling summary left. An ordinary action's memories get the room left, at most a
+fortieth of the context: every token after the history is read anew on every turn. A
+question about the past ("where did I hide the key?") may take the room of the older
+history too, all but the newest RECENT_TURNS turns. A memory too long for the room left
+is cut at a sentence and the next ones are still tried. Over the limit, this turn's
+memories go first, then the oldest history, then the recalled block's last items; an
+input that is still too long is shortened with a notice. The model never receives a
+prompt that does not fit.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from storyteller.errors import ModelError
@@ -32,17 +40,37 @@ from storyteller.storage.worlds import World
 
 SYSTEM_PROMPT_FILE = "narrator.txt"
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[.!?…][\"”’])\s+")
-SECTION_ORDER = ("system", "pinned", "summary", "history", "memories", "input")
+SECTION_ORDER = ("system", "pinned", "summary", "recalled", "history", "memories", "input")
+RECENT_TURNS = 4  # the newest turns that a question's memories never push out
+PINNED_FRACTION = 8  # pinned facts take at most this part of the context
+ORDINARY_MEMORY_FRACTION = 40  # an ordinary action's own memories: at most n_ctx // 40
+MIN_TRIMMED_TOKENS = 12  # a memory cut shorter than this says too little to keep
+TURN_OVERHEAD_TOKENS = 10  # chat-template wrappers around one turn's two messages
+# How memories are shown (chosen by measurement: see README, "What the model is given").
+PINNED_HEADER = "Facts that stay true:"
+SUMMARY_HEADER = "The story so far:"
+RECALLED_HEADER = "Earlier in the story:"
+TURN_MEMORY = "{action} {narration}"  # a past turn, as one memory line
+MEMORY_LINE = "- {text}"
+MEMORIES_FRAME = "({lines})\n\n"  # this turn's memories, before the action
 
 
 @dataclass(frozen=True)
 class PromptMemory:
-    """A retrieved memory as the prompt sees it."""
+    """A recalled memory as the prompt sees it: an entry's text, or a past turn (its
+    action and the narration that answered it)."""
 
     id: str
     kind: str
-    text: str
+    text: str  # for a past turn: its narration
     score: float
+    action: str = ""  # for a past turn: what the player did
+
+    @property
+    def line(self) -> str:
+        text = TURN_MEMORY.format(action=self.action, narration=self.text) if self.action \
+            else self.text
+        return MEMORY_LINE.format(text=" ".join(text.split()))
 
 
 @dataclass
@@ -54,8 +82,10 @@ class PromptParts:
     opening: str = ""
     pinned: list[str] = field(default_factory=list)
     summary: str = ""
+    recalled: list[PromptMemory] = field(default_factory=list)  # the scene's, best first
     history: list[Turn] = field(default_factory=list)
-    memories: list[PromptMemory] = field(default_factory=list)  # best first
+    memories: list[PromptMemory] = field(default_factory=list)  # this input's, best first
+    asks_about_the_past: bool = False
 
 
 @dataclass
@@ -75,31 +105,38 @@ class PromptPlan:
     parts: PromptParts  # what was actually sent (after dropping)
     notices: list[str] = field(default_factory=list)
 
+    def stable_tokens(self) -> list[int]:
+        """The tokens before this turn's own memories and input: what can be evaluated
+        before the player presses Enter."""
+        own = self.rendered.section_tokens.get("memories", 0) \
+            + self.rendered.section_tokens.get("input", 0)
+        return self.rendered.tokens[: len(self.rendered.tokens) - own]
 
-def compose(parts: PromptParts, memories_first: bool = False) -> list[Message]:
-    """Turn the parts into chat messages. History alternates user/assistant; pinned
-    facts and the summary ride in the system message; retrieved memories ride in the
-    final user message just before the action, so every chat template accepts it.
-    memories_first puts them right after the system prompt instead: the naive layout,
-    kept only so benchmarks can show what it costs the KV cache."""
+
+def compose(parts: PromptParts) -> list[Message]:
+    """Turn the parts into chat messages. Pinned facts, the summary and the recalled block
+    ride in the system message; the history alternates user/assistant; this turn's
+    memories ride in the final user message just before the action, so every chat
+    template accepts them."""
     system = [Part("system", parts.system)]
-    remembered = "\n".join(f"- {memory.text}" for memory in parts.memories)
-    if parts.memories and memories_first:
-        system.append(Part("memories", f"\n\nRemember:\n{remembered}"))
     if parts.opening:
         system.append(Part("system", f"\n\nThe story begins:\n{parts.opening}"))
     if parts.pinned:
         facts = "\n".join(f"- {fact}" for fact in parts.pinned)
-        system.append(Part("pinned", f"\n\nFacts that stay true:\n{facts}"))
+        system.append(Part("pinned", f"\n\n{PINNED_HEADER}\n{facts}"))
     if parts.summary:
-        system.append(Part("summary", f"\n\nThe story so far:\n{parts.summary}"))
+        system.append(Part("summary", f"\n\n{SUMMARY_HEADER}\n{parts.summary}"))
+    if parts.recalled:
+        lines = "\n".join(memory.line for memory in parts.recalled)
+        system.append(Part("recalled", f"\n\n{RECALLED_HEADER}\n{lines}"))
     messages = [Message("system", tuple(system))]
     for turn in parts.history:
         messages.append(Message.of("user", turn.input, "history"))
         messages.append(Message.of("assistant", turn.output, "history"))
     final: list[Part] = []
-    if parts.memories and not memories_first:
-        final.append(Part("memories", f"(Remember:\n{remembered})\n\n"))
+    if parts.memories:
+        lines = "\n".join(memory.line for memory in parts.memories)
+        final.append(Part("memories", MEMORIES_FRAME.format(lines=lines)))
     final.append(Part("input", parts.player_input))
     messages.append(Message("user", tuple(final)))
     return messages
@@ -112,13 +149,13 @@ def sections_of(rendered: RenderedPrompt, dropped: dict[str, int]) -> list[Secti
 
 @dataclass(frozen=True)
 class BudgetShares:
-    """How the flexible part of the context is shared once the hard floors (system
-    prompt, pinned facts, the player's input, the answer's reserve) are taken. History
-    gets whatever memories and summary leave unused."""
+    """How the flexible part of the context (what the hard floors and the answer's
+    reserve leave) is shared: the summary and the recalled block are held to theirs; the
+    history's share decides when the rolling summary starts."""
 
-    memories: float = 0.25
     summary: float = 0.15
-    history: float = 0.60
+    recalled: float = 0.20
+    history: float = 0.55
 
 
 @dataclass(frozen=True)
@@ -127,7 +164,6 @@ class Budget:
     max_tokens: int
     shares: BudgetShares = BudgetShares()
     input_allowance: int = 64  # tokens set aside for a typical action when sizing shares
-    memories_first: bool = False  # the naive layout, for benchmarks (see compose)
 
     @property
     def prompt_limit(self) -> int:
@@ -141,26 +177,40 @@ class Budget:
         return int(getattr(self.shares, section) * self.flexible(floor_tokens))
 
 
+Counter = Callable[[str], int]
+
+
 def build_prompt(narrator: Narrator, parts: PromptParts, budget: Budget) -> PromptPlan:
-    """Fit the parts to the budget: memories and summary to their shares, then, while
-    over the limit, the lowest-scored memories and the oldest history go first; an input
-    that still does not fit is shortened. Every count comes from a real render."""
-    parts = PromptParts(**vars(parts))  # never change the caller's lists
+    """Fit the parts to the budget (see the module's docstring). Every count that
+    decides comes from a real render."""
+    parts = replace(parts)  # never change the caller's lists
+    count = narrator.count_tokens
     dropped = dict.fromkeys(SECTION_ORDER, 0)
-    rendered = narrator.render(compose(parts, budget.memories_first))
-    floors = sum(rendered.section_tokens.get(name, 0) for name in ("system", "pinned", "input"))
-    dropped["memories"] = _fit_memories(narrator, parts, budget.cap("memories", floors))
-    dropped["summary"] = _fit_summary(narrator, parts, budget.cap("summary", floors))
-    rendered = narrator.render(compose(parts, budget.memories_first))
-    while len(rendered) > budget.prompt_limit and (parts.memories or parts.history):
-        if parts.memories:
-            parts.memories = parts.memories[:-1]
-            dropped["memories"] += 1
-        else:
-            parts.history = parts.history[1:]
-            dropped["history"] += 1
-        rendered = narrator.render(compose(parts, budget.memories_first))
     notices: list[str] = []
+    parts.pinned, dropped["pinned"] = _fit_lines(parts.pinned, count,
+                                                 budget.n_ctx // PINNED_FRACTION)
+    if dropped["pinned"]:
+        notices.append(f"{dropped['pinned']} pinned facts did not fit the prompt; /memory "
+                       "lists them, /forget ID drops one.")
+    floors = len(narrator.render(compose(replace(parts, summary="", recalled=[], history=[],
+                                                 memories=[]))))
+    dropped["summary"] = _fit_summary(parts, count, budget.cap("summary", floors))
+    parts.recalled, dropped["recalled"] = fit_memories(parts.recalled, count,
+                                                       budget.cap("recalled", floors))
+    used = floors + _tokens(parts.summary, count) + sum(
+        count(memory.line) + 1 for memory in parts.recalled)
+    history = [_turn_tokens(turn, count) for turn in parts.history]
+    if parts.asks_about_the_past:
+        room = budget.prompt_limit - used - sum(history[-RECENT_TURNS:])
+    else:
+        room = min(budget.n_ctx // ORDINARY_MEMORY_FRACTION,
+                   budget.prompt_limit - used - sum(history))
+    parts.memories, dropped["memories"] = fit_memories(parts.memories, count, room)
+    used += sum(count(memory.line) + 1 for memory in parts.memories)
+    while parts.history and used + sum(history) > budget.prompt_limit:
+        parts.history, history = parts.history[1:], history[1:]
+        dropped["history"] += 1
+    rendered = _render_within(narrator, parts, budget, dropped)
     original_length = len(parts.player_input)
     while len(rendered) > budget.prompt_limit:
         parts.player_input = _shorten(parts.player_input, budget.prompt_limit / len(rendered))
@@ -169,7 +219,7 @@ def build_prompt(narrator: Narrator, parts: PromptParts, budget: Budget) -> Prom
                 f"The system prompt alone does not fit a {budget.n_ctx}-token context "
                 f"with {budget.max_tokens} tokens reserved for the answer; raise --n-ctx or "
                 "lower --max-tokens.")
-        rendered = narrator.render(compose(parts, budget.memories_first))
+        rendered = narrator.render(compose(parts))
     if len(parts.player_input) < original_length:
         notices.append(f"Your action was shortened to {len(parts.player_input)} characters "
                        "to fit the model's context.")
@@ -177,25 +227,80 @@ def build_prompt(narrator: Narrator, parts: PromptParts, budget: Budget) -> Prom
     return PromptPlan(rendered, sections_of(rendered, dropped), parts, notices)
 
 
-def _fit_memories(narrator: Narrator, parts: PromptParts, cap: int) -> int:
-    """Keep the best memories whose lines fit the cap; returns how many were dropped."""
+def _render_within(narrator: Narrator, parts: PromptParts, budget: Budget,
+                   dropped: dict[str, int]) -> RenderedPrompt:
+    """Render; while over the limit (the estimates run a little short), drop this turn's
+    last memory, then the oldest history turn, then the recalled block's last item."""
+    rendered = narrator.render(compose(parts))
+    while len(rendered) > budget.prompt_limit:
+        if parts.memories:
+            parts.memories, section = parts.memories[:-1], "memories"
+        elif parts.history:
+            parts.history, section = parts.history[1:], "history"
+        elif parts.recalled:
+            parts.recalled, section = parts.recalled[:-1], "recalled"
+        else:
+            return rendered
+        dropped[section] += 1
+        rendered = narrator.render(compose(parts))
+    return rendered
+
+
+def fit_memories(memories: list[PromptMemory], count: Counter, room: int,
+                 ) -> tuple[list[PromptMemory], int]:
+    """The memories, best first, that fit in `room` tokens: one too long for the room
+    left is cut at a sentence (if enough of it fits) and the next ones are still tried.
+    Returns them and how many were left out."""
+    kept: list[PromptMemory] = []
+    for memory in memories:
+        cost = count(memory.line) + 1
+        if cost <= room:
+            kept.append(memory)
+            room -= cost
+        elif room >= MIN_TRIMMED_TOKENS:
+            cut = _trimmed(memory, count, room)
+            if cut is not None:
+                kept.append(cut)
+                room -= count(cut.line) + 1
+    return kept, len(memories) - len(kept)
+
+
+def _trimmed(memory: PromptMemory, count: Counter, room: int) -> PromptMemory | None:
+    """The memory cut to its first sentences that fit (a past turn keeps its action)."""
+    sentences = split_sentences(memory.text)
+    while sentences:
+        cut = replace(memory, text=" ".join(sentences))
+        if count(cut.line) + 1 <= room:
+            return cut
+        sentences.pop()
+    return None
+
+
+def _fit_lines(lines: list[str], count: Counter, cap: int) -> tuple[list[str], int]:
+    """The lines, in order, while they fit the cap (pinned facts keep their order, so the
+    prompt's front stays the same from turn to turn)."""
     kept, used = [], 0
-    for memory in parts.memories:
-        cost = narrator.count_tokens(f"- {memory.text}\n")
-        if used + cost > cap:
-            break
-        kept.append(memory)
-        used += cost
-    dropped = len(parts.memories) - len(kept)
-    parts.memories = kept
-    return dropped
+    for line in lines:
+        tokens = count(line) + 2
+        if used + tokens <= cap:
+            kept.append(line)
+            used += tokens
+    return kept, len(lines) - len(kept)
 
 
-def _fit_summary(narrator: Narrator, parts: PromptParts, cap: int) -> int:
+def _turn_tokens(turn: Turn, count: Counter) -> int:
+    return count(turn.input) + count(turn.output) + TURN_OVERHEAD_TOKENS
+
+
+def _tokens(text: str, count: Counter) -> int:
+    return count(text) + 8 if text else 0
+
+
+def _fit_summary(parts: PromptParts, count: Counter, cap: int) -> int:
     """An over-long summary loses its oldest sentences; returns characters dropped."""
     original = len(parts.summary)
     sentences = split_sentences(parts.summary)
-    while sentences and narrator.count_tokens(" ".join(sentences)) > cap:
+    while sentences and count(" ".join(sentences)) > cap:
         sentences.pop(0)
     parts.summary = " ".join(sentences)
     return original - len(parts.summary)

@@ -7,8 +7,10 @@ while, so llama.cpp keeps reusing its cache between summaries.
 
 The summary has its own prompt (prompts/summary.txt), sees only text that is leaving the
 context (plus the previous summary), and is rejected if it is not shorter than its
-source. Summaries are saved in saves/<campaign>/summaries.jsonl, append-only; /undo of a
-turn that a summary covers invalidates that summary.
+source. A source too long for the context is summarized in pieces that fit. A summary that
+fails or is rejected leaves its turns in the history. Summaries are saved in
+saves/<campaign>/summaries.jsonl, append-only; /undo of a turn that a summary covers
+invalidates that summary.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyteller.context.prompt import split_sentences
+from storyteller.context.prompt import TURN_OVERHEAD_TOKENS, split_sentences
 from storyteller.errors import ModelError
 from storyteller.generation import SAFETY_MARGIN, Message, Narrator, SamplingOptions, complete
 from storyteller.storage.durable import append_jsonl, read_jsonl
@@ -28,7 +30,8 @@ from storyteller.storage.transcript import Turn
 
 SUMMARIES_FILE = "summaries.jsonl"
 SUMMARY_PROMPT_FILE = "summary.txt"
-TURN_OVERHEAD_TOKENS = 10  # chat-template wrappers around one turn's two messages
+RETRY_AFTER_TURNS = 3  # after a failed or rejected summary, wait this many turns
+PROMPT_OVERHEAD_TOKENS = 160  # the summary instructions and the chat template's wrappers
 MIN_SUMMARY_TOKENS = 16  # below this no summary is worth writing
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,7 @@ class Summarizer:
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._job_through = 0  # the last turn the summary being written covers
+        self._retry_at = 0  # a summary failed: the turn from which to try again
         self._lock = threading.Lock()  # a finished summary is checked and recorded under it
         self._token_cache: dict[tuple[int, str], int] = {}
 
@@ -131,7 +135,7 @@ class Summarizer:
 
     def record(self, turn: Turn) -> None:
         """Start summarizing in the background if the history passed the high mark."""
-        if self.running:
+        if self.running or turn.number < self._retry_at:
             return
         history_cap, summary_cap = self.caps()
         evicted = self.turns_to_evict(self.turns(), history_cap)
@@ -160,15 +164,39 @@ class Summarizer:
 
     def _summarize(self, evicted: list[Turn], summary_cap: int,
                    cancel: threading.Event) -> None:
-        previous = self.summaries.current
-        text = self.summarize_text(self._source_text(previous, evicted), summary_cap, cancel)
-        with self._lock:
-            if cancel.is_set():
-                return
-            try:  # rejected: the evicted turns stay findable in memory
-                self.summaries.record(Summary(text or previous.text, evicted[-1].number))
-            except OSError as error:  # a failing disk: the turns stay in the history
-                log.warning("summary not saved: %s", error)
+        """Summarize the evicted turns in pieces whose source fits the context, oldest
+        first, each piece on top of the summary so far. A piece that fails or is rejected
+        stops there: its turns stay in the history (the budget keeps the newest of them),
+        and the next turn tries again."""
+        for piece in self.pieces(evicted, summary_cap):
+            previous = self.summaries.current
+            text = self.summarize_text(self._source_text(previous, piece), summary_cap, cancel)
+            with self._lock:
+                if text is None:
+                    self._retry_at = self.turns()[-1].number + RETRY_AFTER_TURNS
+                if cancel.is_set() or text is None:
+                    return
+                try:
+                    self.summaries.record(Summary(text, piece[-1].number))
+                except OSError as error:  # a failing disk: the turns stay in the history
+                    log.warning("summary not saved: %s", error)
+                    return
+
+    def pieces(self, turns: list[Turn], summary_cap: int) -> list[list[Turn]]:
+        """The turns in runs whose summary prompt (instructions, the summary so far, the
+        run) leaves room for a summary of summary_cap tokens."""
+        room = self.narrator.n_ctx - summary_cap - SAFETY_MARGIN - PROMPT_OVERHEAD_TOKENS \
+            - summary_cap  # the summary so far is at most a summary long
+        pieces: list[list[Turn]] = [[]]
+        used = 0
+        for turn in turns:
+            tokens = self.turn_tokens(turn)
+            if pieces[-1] and used + tokens > room:
+                pieces.append([])
+                used = 0
+            pieces[-1].append(turn)
+            used += tokens
+        return [piece for piece in pieces if piece]
 
     def summarize_text(self, source: str, summary_cap: int,
                        cancel: threading.Event | None = None) -> str | None:

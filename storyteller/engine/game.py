@@ -199,11 +199,12 @@ class Game:
             completion_tokens=telling.stats.completion_tokens, n_ctx=self.narrator.n_ctx,
             max_tokens=self.settings.max_tokens,
             sections=[section.to_json() for section in plan.sections],
-            retrieved=telling.recall.trace() if telling.recall else [],
+            retrieved=telling.retrieved,
             timings_ms={stage: round(telling.timings.get(stage, 0.0), 3)
                         for stage in TIMING_STAGES},
             model=self.narrator.model_id, seed=telling.seed,
             autosave=self.campaign.save_state.to_json(), attempts=telling.attempts,
+            scaffold_cut=telling.scaffold_cut,
         )
 
 

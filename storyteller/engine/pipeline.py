@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING
 
 from storyteller.config import Settings
 from storyteller.context.prompt import (
+    RECENT_TURNS,
     Budget,
     BudgetShares,
-    PromptMemory,
     PromptParts,
     PromptPlan,
     build_prompt,
 )
+from storyteller.context.scaffold import ScaffoldFilter
 from storyteller.context.summary import Summarizer
+from storyteller.engine.block import RecalledBlock, prompt_memory
 from storyteller.engine.guard import guarded_answer
 from storyteller.engine.reply import ChunkCallback, TurnCancelled
 from storyteller.generation import GenerationStats, Narrator, SamplingOptions
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
     from storyteller.memory.recall import Recall
     from storyteller.memory.story import StoryMemory
 
-RECALL_RECENT_TURNS = 4  # names in this many last turns activate their lore entries
 
 
 @dataclass
@@ -41,9 +42,10 @@ class Telling:
     stats: GenerationStats
     seed: int
     timings: dict[str, float]
-    recall: Recall | None = None
+    retrieved: list[dict] = field(default_factory=list)  # what memory put in the prompt
     attempts: int = 1
     notices: list[str] = field(default_factory=list)
+    scaffold_cut: int = 0  # characters of the prompt's scaffolding cut from the narration
 
 
 class TurnPipeline:
@@ -56,6 +58,8 @@ class TurnPipeline:
         self.summarizer = summarizer
         self.memory = memory
         self.floor_tokens = 0  # the last prompt's hard floors: they size the shares
+        self.block = RecalledBlock()
+        self.scaffold_cut = 0  # characters of scaffolding cut from the last answer
         self._retries: dict[int, int] = {}  # per turn number: a retelling draws new seeds
 
     @property
@@ -63,15 +67,36 @@ class TurnPipeline:
         """From the settings in force: /settings may change max_tokens mid-game."""
         settings = self.settings
         return Budget(self.narrator.n_ctx, settings.max_tokens,
-                      BudgetShares(settings.share_memories, settings.share_summary,
-                                   settings.share_history),
-                      memories_first=settings.prompt_layout == "memories-first")
+                      BudgetShares(settings.share_summary, settings.share_recalled,
+                                   settings.share_history))
 
     def summary_caps(self) -> tuple[int, int]:
         """The history's and the summary's token caps, sized with a typical input so that
         they do not move from turn to turn."""
         floors = self.floor_tokens + self.budget.input_allowance
         return self.budget.cap("history", floors), self.budget.cap("summary", floors)
+
+    def plan(self, history: list[Turn], number: int, player_input: str,
+             retelling: bool = False) -> tuple[PromptPlan, Recall | None, dict[str, float]]:
+        """The prompt turn `number` would be told from, and what recall gave it: the very
+        code path a turn uses (`storyteller prompt` shows it without telling)."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        shown = self.summarizer.history(history)
+        hide = number if retelling else None
+        recall = None
+        if self.memory:
+            self.block.refresh(self.memory, history, shown, number,
+                               self.summarizer.summaries.current, hide)
+            recall = self.memory.recall(shown[-RECENT_TURNS:], player_input, number,
+                                        hide_turn=hide, exclude=self.block.ids)
+        timings["retrieve"] = _ms_since(started)
+        started = time.perf_counter()
+        plan = self._build(shown, player_input, recall)
+        self.floor_tokens = sum(plan.rendered.section_tokens.get(name, 0)
+                                for name in ("system", "pinned"))
+        timings["budget"] = _ms_since(started)
+        return plan, recall, timings
 
     def tell(self, history: list[Turn], number: int, player_input: str,
              on_chunk: ChunkCallback | None, cancel: threading.Event,
@@ -80,22 +105,8 @@ class TurnPipeline:
         and does not let the old telling's memories shape the new one."""
         if retelling:
             self._retries[number] = self._retries.get(number, 0) + 1
-        timings = {"extract": 0.0}  # the notes are taken after the turn: see Game.settle
-
-        started = time.perf_counter()
-        recall = None
-        if self.memory:
-            recall = self.memory.recall(history[-RECALL_RECENT_TURNS:], player_input, number,
-                                        hide_turn=number if retelling else None)
-        timings["retrieve"] = _ms_since(started)
-
-        started = time.perf_counter()
-        plan = build_prompt(self.narrator, self.prompt_parts(history, player_input, recall),
-                            self.budget)
-        self.floor_tokens = sum(plan.rendered.section_tokens.get(name, 0)
-                                for name in ("system", "pinned"))
-        timings["budget"] = _ms_since(started)
-
+        plan, recall, timings = self.plan(history, number, player_input, retelling)
+        timings["extract"] = 0.0  # the notes are taken after the turn: see Game.settle
         seeds: list[int] = []
 
         def attempt(options: SamplingOptions) -> tuple[str, GenerationStats]:
@@ -112,19 +123,48 @@ class TurnPipeline:
         output, stats, options = guarded_answer(attempt, self.sampling(), previous,
                                                 lambda n: self._seed(number, n))
         notices = list(plan.notices) + (recall.notices if recall else [])
-        return Telling(output, plan, stats, options.seed, timings, recall, len(seeds), notices)
+        return Telling(output, plan, stats, options.seed, timings, self.retrieved(plan, recall),
+                       len(seeds), notices, scaffold_cut=self.scaffold_cut)
 
-    def prompt_parts(self, history: list[Turn], player_input: str,
+    def retrieved(self, plan: PromptPlan, recall: Recall | None) -> list[dict]:
+        """What the story memory put in this prompt, section by section, for the trace."""
+        if recall is None:
+            return []
+        parts = plan.parts
+        sections = {"pinned": [item for item in recall.pinned if item.text in parts.pinned],
+                    "recalled": self.block.items, "memories": recall.memories}
+        shown = {"recalled": {m.id for m in parts.recalled},
+                 "memories": {m.id for m in parts.memories}}
+        return [{**item.to_trace(), "section": section}
+                for section, items in sections.items() for item in items
+                if section == "pinned" or item.entry.id in shown[section]]
+
+    def _build(self, shown: list[Turn], player_input: str, recall: Recall | None,
+               ) -> PromptPlan:
+        """Fit the prompt; a memory of a turn the fitted history shows anyway is left out
+        and the prompt fitted again (the room goes to what is not shown yet)."""
+        parts = self.prompt_parts(shown, player_input, recall)
+        plan = build_prompt(self.narrator, parts, self.budget)
+        shown_turns = {f"turn-{turn.number}" for turn in plan.parts.history}
+        if any(memory.id in shown_turns for memory in plan.parts.memories):
+            parts.memories = [m for m in parts.memories if m.id not in shown_turns]
+            plan = build_prompt(self.narrator, parts, self.budget)
+        return plan
+
+    def prompt_parts(self, shown: list[Turn], player_input: str,
                      recall: Recall | None = None) -> PromptParts:
         """What this turn's prompt may hold: the turns the summary does not cover yet,
-        the summary, and from the story memory's recall, pinned facts and memories."""
+        the summary, the recalled block, and from the story memory's recall, pinned facts
+        and this input's memories (an ordinary action: only those it needs)."""
         parts = PromptParts(system=self.system_text, opening=self.world.opening,
                             summary=self.summarizer.summaries.current.text,
-                            history=self.summarizer.history(history), player_input=player_input)
+                            recalled=self.block.memories(), history=shown,
+                            player_input=player_input)
         if recall:
             parts.pinned = [item.text for item in recall.pinned]
-            parts.memories = [PromptMemory(item.entry.id, item.entry.kind, item.text, item.score)
-                              for item in recall.memories]
+            parts.asks_about_the_past = recall.asks_about_the_past
+            parts.memories = [prompt_memory(item) for item in recall.memories
+                              if item.needed or recall.asks_about_the_past]
         return parts
 
     def sampling(self) -> SamplingOptions:
@@ -134,19 +174,29 @@ class TurnPipeline:
     def _generate(self, plan: PromptPlan, options: SamplingOptions,
                   on_chunk: ChunkCallback | None,
                   cancel: threading.Event) -> tuple[str, GenerationStats, dict[str, float]]:
+        """One answer, streamed to on_chunk with the prompt's scaffolding cut (what is
+        shown is what is saved)."""
         stats = GenerationStats()
+        scaffold = ScaffoldFilter()
         chunks: list[str] = []
+
+        def show(text: str) -> None:
+            if text:
+                chunks.append(text)
+                if on_chunk:
+                    on_chunk(text)
+
         started = time.perf_counter()
         ttft = None
         for chunk in self.narrator.stream(plan.rendered, options, cancel, stats):
             if ttft is None:
                 ttft = _ms_since(started)
-            chunks.append(chunk)
-            if on_chunk:
-                on_chunk(chunk)
+            show(scaffold.feed(chunk))
+        show(scaffold.finish())
         if cancel.is_set():
             raise TurnCancelled()
         generate = _ms_since(started)
+        self.scaffold_cut = scaffold.cut
         return "".join(chunks).strip(), stats, {"ttft": ttft or generate, "generate": generate}
 
     def _seed(self, turn_number: int, attempt: int) -> int:

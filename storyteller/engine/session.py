@@ -89,5 +89,4 @@ def open_memory(settings: Settings, campaign: Campaign, world: World, narrator: 
     from storyteller.memory.extract import Extractor
 
     facts = Extractor(extractor, settings.prompts_dir, settings.seed) if extractor else None
-    return StoryMemory.open(campaign, world, settings.memory_url, facts, narrator.count_tokens,
-                            narrator.n_ctx)
+    return StoryMemory.open(campaign, world, settings.memory_url, facts)

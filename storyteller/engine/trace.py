@@ -32,6 +32,7 @@ class TurnTrace:
     seed: int = 0
     autosave: dict = field(default_factory=dict)  # storage.campaign.SaveState after this turn
     attempts: int = 1  # answers generated; more than one when the loop guard retried
+    scaffold_cut: int = 0  # characters of prompt scaffolding cut from the narration
 
     @property
     def tokens_per_second(self) -> float:

@@ -1,73 +1,86 @@
-"""Choosing what the narrator is reminded of: keyword activation, scoring, fitting.
+"""Choosing what the narrator is reminded of: hybrid recall.
 
-    score = relevance + RECENCY_WEIGHT * recency + IMPORTANCE_WEIGHT * importance / 10
+Three searches find candidates for a text (the player's input, or the scene the last
+turns set):
 
-relevance is KEYWORD_RELEVANCE when the entry's name or an alias is in the player's
-input (a lorebook), RECENT_NAME_RELEVANCE (or its similarity, if higher) when it is only
-in the last few turns (it comes if there is room), else its cosine similarity with the
-query;
-recency is RECENCY_DECAY ** (turns since the entry was last written or mentioned);
-importance is rated 1-10 once, when the entry is written (Generative Agents, arXiv
-2304.03442, section 4.1). Pinned entries are always included.
+- the lorebook: entries whose name or alias the text says (SillyTavern's World Info);
+- the lexical index: BM25 over every entry and story passage (names and rare words);
+- the vector index: the nearest entries in meaning (all-MiniLM-L6-v2, cosine).
 
-The query is the player input; a short input ("open it") is also searched with the end
-of the last turn, for the letter the last turn was about: that second query is the sum
-of the input's and the narration end's unit vectors, and both are searched in one
-Chroma call. The narration's end is embedded in the background when its turn is
-written, so a turn embeds only its input (one short text: about 11 ms, where embedding
-"input + narration" too took 19). A hit's similarity is the better of the two, the
-second discounted by CONTEXT_WEIGHT: otherwise the last narration decides the search,
-and old turns that resemble it crowd out what the player asked about. A longer input
-says what it is about by itself: adding the narration there cost a third of long-range
-recall in the coherence benchmark (a small model's turns all look alike, so its
-narration matched every old turn better than the one asked about).
-Relevance dominates the score on purpose: the recent turns are in the prompt verbatim
-already, so recency and importance only order memories of similar relevance.
-"""
+Story passages are found as chunks but come back as whole turns (what the player did and
+what the story told), so a turn's words reach the prompt together. The two ranked lists
+are fused by reciprocal rank (RRF: 1 / (RRF_K + rank), summed; normalized so that first
+in both is 1.0); a lorebook hit counts as first in both. Then
+
+    score = fused + RECENCY_WEIGHT * recency + IMPORTANCE_WEIGHT * importance / 10
+
+with recency = RECENCY_DECAY ** (turns since the entry was written or last named) and
+importance rated once, when the entry is written (Generative Agents, arXiv 2304.03442,
+section 4.1): fused relevance decides, the rest only orders candidates alike.
+
+Selection is redundancy-aware: a turn whose action only echoes the text searched for (an
+earlier "where did I hide the key?") adds nothing the question does not say, so it comes
+after every candidate that does; and a candidate whose words another, better one
+already holds is left out. Measured on LoCoMo (bench/locomo.py), names and rare words
+decide most questions about the distant past; a dense search alone misses them.
+
+The short input rule stays: "open it" is also searched with the end of the last
+narration (its vector is made in the background when the turn is written)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from storyteller.errors import MemoryIndexError
-from storyteller.memory.entries import MemoryEntry
+from storyteller.memory.entries import EVENT_IMPORTANCE, MemoryEntry
+from storyteller.memory.lexical import query_words
 from storyteller.memory.lorebook import Lorebook, Mentions
 from storyteller.storage.transcript import Turn
 
 if TYPE_CHECKING:
-    from storyteller.memory.store import MemoryStore
+    from storyteller.memory.index import MemoryIndex
 
-KEYWORD_SCAN_TURNS = 3  # keyword activation looks at the input and this many last turns
-VECTOR_CANDIDATES = 12  # nearest entries fetched from Chroma before scoring
+SEARCH_DEPTH = 40  # hits fetched from each index before fusing
 EVENT_CHUNKS_PER_TURN = 3  # a turn is its action and one or two story chunks (entries.py)
-MIN_RELEVANCE = 0.25  # a vector hit less similar than this is noise, not a memory
-KEYWORD_RELEVANCE = 1.0
-# A name only the story (not the player) said lately: the entry comes along when there
-# is room left after everything the search found relevant. At 1.0 (and even at 0.3), a
-# small model that names the world's people in every turn filled the memory share with
-# their lore, and a debt asked about 160 turns later was left out.
-RECENT_NAME_RELEVANCE = 0.0
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
+KEYWORD_SCAN_TURNS = 3  # the scene: lore the last turns named
+MIN_SIMILARITY = 0.2  # a vector hit less similar than this alone is noise, not a memory
+STRONG_SIMILARITY = 0.45  # a vector hit this similar is needed even found by meaning alone
 CONTEXT_WEIGHT = 0.7  # similarity to "input + last turn" counts 70% of similarity to input
 CONTEXT_WORDS = 40  # of the last narration, its end: what "it" and "her" refer to
 CONTEXT_MAX_INPUT_WORDS = 5  # inputs this short are also searched with the last turn
 RECENCY_DECAY = 0.98  # per turn: a memory untouched for 34 turns has half its recency
-RECENCY_WEIGHT = 0.1
-IMPORTANCE_WEIGHT = 0.2
+RECENCY_WEIGHT = 0.05
+IMPORTANCE_WEIGHT = 0.1
+ECHO_SHARE = 0.7  # a turn whose action's words are this much the query's is an echo
+ECHO_FACTOR = 0.25  # an echo's score is cut to this (it comes after what adds something)
+REDUNDANT_SHARE = 0.85  # a candidate this much covered by a better one is left out
+PAST_WORDS = {"remember", "recall", "earlier", "before", "ago", "previously", "again",
+              "back", "once", "last"}
+QUESTION_STARTS = {"what", "where", "when", "who", "whom", "whose", "why", "how", "which",
+                   "did", "do", "does", "was", "were", "is", "are", "have", "has", "had",
+                   "can", "could", "remember", "recall"}
 
 
 @dataclass(frozen=True)
 class Recalled:
-    entry: MemoryEntry
+    """One memory as recall hands it on: an entry, or a whole past turn."""
+
+    entry: MemoryEntry  # for a turn: its passage, kind "event", id "turn-N"
     score: float
-    via: str  # "pinned", "keyword" or "vector"
+    via: str  # "pinned", "keyword", "lexical", "vector" or "both"
+    turn: Turn | None = None
+    needed: bool = False  # what the text asks for, not only what resembles it
 
     @property
     def text(self) -> str:
-        """The entry's text on one line (merged entries keep one fact a line)."""
+        """The memory on one line (a turn: its action and its narration)."""
+        if self.turn is not None:
+            return f"{self.turn.input} {self.turn.output}"
         return " ".join(self.entry.text.split("\n"))
 
     def to_trace(self) -> dict:
@@ -81,23 +94,30 @@ class Recall:
 
     pinned: list[Recalled] = field(default_factory=list)
     memories: list[Recalled] = field(default_factory=list)
+    asks_about_the_past: bool = False  # a question: memories may take the older history's room
     notices: list[str] = field(default_factory=list)
 
     def trace(self) -> list[dict]:
         return [item.to_trace() for item in self.pinned + self.memories]
 
 
-def vector_candidates(recent_turns: int) -> int:
-    """How many nearest entries to fetch: VECTOR_CANDIDATES, plus room for the events of
-    the turns the prompt shows verbatim, which are dropped after the query. (A Chroma
-    `where` filter would drop them, but it made a query at 10k memories 10-30 times
-    slower: filtered queries scan, plain ones walk the HNSW graph.)"""
-    return VECTOR_CANDIDATES + EVENT_CHUNKS_PER_TURN * recent_turns
+@dataclass
+class RecallQuery:
+    """One recall, with the memory's state as it was when the turn began."""
 
+    entries: dict[str, MemoryEntry]
+    removed: set[str]
+    hidden: set[str]  # written by the turn being retold: they must not shape its telling
+    lorebook: Lorebook
+    turns: dict[int, Turn]  # the live turns by number
+    recent: list[Turn]  # the history the prompt holds verbatim
+    text: str  # what to search for
+    now: int  # the turn being told
+    exclude: set[str] = field(default_factory=set)  # shown elsewhere in the prompt already
 
-def shown_verbatim(entry: MemoryEntry, oldest_shown: int) -> bool:
-    """An event of a turn the prompt already holds as history."""
-    return entry.kind == "event" and entry.turn >= oldest_shown
+    @property
+    def oldest_shown(self) -> int:
+        return self.recent[0].number if self.recent else self.now
 
 
 def context_of(last_output: str) -> str:
@@ -110,22 +130,12 @@ def wants_context(player_input: str) -> bool:
     return len(player_input.split()) <= CONTEXT_MAX_INPUT_WORDS
 
 
-def nearest(store: MemoryStore, player_input: str, n: int, context_vector=None,
-            ) -> dict[str, tuple[MemoryEntry, float]]:
-    """Entries near the input (and, given the last narration end's embedding, near both
-    together, discounted), with their relevance: one embedding, one Chroma query."""
-    input_vector = store.embed([player_input])[0]
-    queries = [input_vector]
-    if context_vector is not None:
-        both = np.asarray(input_vector) + np.asarray(context_vector)
-        queries.append(both / (np.linalg.norm(both) or 1.0))
-    found: dict[str, tuple[MemoryEntry, float]] = {}
-    for weight, hits in zip((1.0, CONTEXT_WEIGHT), store.query(queries, n), strict=False):
-        for hit in hits:
-            relevance = weight * hit.similarity
-            if relevance > found.get(hit.entry.id, (None, -1.0))[1]:
-                found[hit.entry.id] = (hit.entry, relevance)
-    return found
+def asks_about_the_past(text: str) -> bool:
+    """A question, or an action that refers back ("remember the ferryman"): it may need
+    memories more than the older turns of the history."""
+    words = re.findall(r"\w+", text.casefold())
+    return "?" in text or bool(words) and (words[0] in QUESTION_STARTS
+                                           or bool(PAST_WORDS & set(words)))
 
 
 def score(entry: MemoryEntry, relevance: float, last_mention: int, now: int) -> float:
@@ -134,117 +144,159 @@ def score(entry: MemoryEntry, relevance: float, last_mention: int, now: int) -> 
     return relevance + RECENCY_WEIGHT * recency + IMPORTANCE_WEIGHT * entry.importance / 10
 
 
-def merge_repeated_actions(items: list[Recalled]) -> list[Recalled]:
-    """A turn's action chunk, when its story chunk that starts with the same words was
-    found too, adds only a second copy of the action to the prompt: the story chunk
-    stays, with the better score of the two."""
-    kept = {item.entry.id: item for item in items}
-    for action in items:
-        story = next((item for item in items if item.entry.kind == action.entry.kind == "event"
-                      and item.entry.id != action.entry.id
-                      and item.entry.turn == action.entry.turn
-                      and item.entry.text.startswith(action.entry.text)), None)
-        if story is not None and story.entry.id in kept:
-            del kept[action.entry.id]
-            kept[story.entry.id] = replace(kept[story.entry.id],
-                                           score=max(kept[story.entry.id].score, action.score))
-    return list(kept.values())
-
-
-def fit(items: list[Recalled], count_tokens: Callable[[str], int], cap: int,
-        ) -> tuple[list[Recalled], int]:
-    """The best items whose texts fit in cap tokens, best first; and how many did not."""
-    kept, used = [], 0
-    for item in sorted(items, key=lambda recalled: recalled.score, reverse=True):
-        tokens = count_tokens(item.text) + 2  # "- " and the newline
-        if used + tokens <= cap:
-            kept.append(item)
-            used += tokens
-    return kept, len(items) - len(kept)
-
-
-@dataclass
-class RecallQuery:
-    """One recall, with the memory's state as it was when the turn began."""
-
-    entries: dict[str, MemoryEntry]
-    removed: set[str]
-    hidden: set[str]  # written by the turn being retold: they must not shape its telling
-    lorebook: Lorebook
-    recent: list[Turn]  # the history the prompt holds verbatim
-    player_input: str
-    now: int  # the turn being told
-
-    @property
-    def wants_context(self) -> bool:
-        return wants_context(self.player_input)
-
-
 class Recaller:
-    """Pinned facts, lore named in the input, the nearest entries, then lore the last
-    few turns named if there is room: scored, and fitted to the token caps."""
-
-    def __init__(self, store: MemoryStore, count_tokens: Callable[[str], int] | None,
-                 mentions: Mentions, memory_cap: int, pinned_cap: int):
-        self.store = store
-        self.count_tokens = count_tokens
+    def __init__(self, index: MemoryIndex, mentions: Mentions):
+        self.index = index
         self.mentions = mentions
-        self.memory_cap = memory_cap
-        self.pinned_cap = pinned_cap
+
+    # -- what a text asks for ------------------------------------------------------
 
     def recall(self, query: RecallQuery, context_vector=None) -> Recall:
-        entries, now, recent = query.entries, query.now, query.recent
-        named = query.lorebook.mentioned(query.player_input) - query.hidden
-        scanned = "\n".join(f"{t.input}\n{t.output}" for t in recent[-KEYWORD_SCAN_TURNS:])
-        named_lately = query.lorebook.mentioned(scanned) - query.hidden - named
-        candidates = {i: Recalled(entries[i], self._score(entries[i], KEYWORD_RELEVANCE, now),
-                                  "keyword") for i in named}
-        candidates |= {i: Recalled(entries[i], self._score(entries[i], RECENT_NAME_RELEVANCE,
-                                                           now), "keyword")
-                       for i in named_lately}
-        similarity: dict[str, float] = {}
-        oldest_shown = recent[0].number if recent else now
-        problem = None
+        """Pinned facts, then every candidate for the query's text, best first."""
+        recall = Recall(pinned=[Recalled(e, 1.0, "pinned") for e in query.entries.values()
+                                if e.pinned],
+                        asks_about_the_past=asks_about_the_past(query.text))
+        named = query.lorebook.mentioned(query.text) - query.hidden
         try:
-            found = nearest(self.store, query.player_input, vector_candidates(len(recent)),
-                            context_vector)
+            recall.memories = self.search(query, named, context_vector)
         except MemoryIndexError as error:  # the index is down: remember by name only
-            found, problem = {}, f"Memory search failed, names only this turn: {error}"
-        for entry_id, (hit, relevance) in found.items():
-            if (entry_id in query.hidden or entry_id in query.removed
-                    or shown_verbatim(hit, oldest_shown)):
-                continue
-            similarity[entry_id] = relevance
-            entry = entries.get(entry_id, hit)
-            floor = RECENT_NAME_RELEVANCE if entry_id in named_lately else MIN_RELEVANCE
-            if entry_id not in named and relevance > floor:
-                candidates[entry_id] = Recalled(entry, self._score(entry, relevance, now),
-                                                "vector")
-        recall = self._select(entries, candidates, similarity, now)
-        if problem:
-            recall.notices.append(problem)
+            recall.memories = self.search(query, named, None, indexes=False)
+            recall.notices.append(f"Memory search failed, names only this turn: {error}")
         return recall
 
-    def _score(self, entry: MemoryEntry, relevance: float, now: int) -> float:
-        return score(entry, relevance, self.mentions.last(entry.id), now)
+    def scene(self, query: RecallQuery, scene_vector=None) -> list[Recalled]:
+        """What the last turns are about, for the recalled block that stays in the prompt
+        while the scene lasts: the lore they named, then what resembles them."""
+        scanned = "\n".join(f"{t.input}\n{t.output}" for t in query.recent[-KEYWORD_SCAN_TURNS:])
+        named = query.lorebook.mentioned(scanned) - query.hidden
+        return self.search(query, named, scene_vector, embed_text=False)
 
-    def _select(self, entries: dict[str, MemoryEntry], candidates: dict[str, Recalled],
-                similarity: dict[str, float], now: int) -> Recall:
-        recall = Recall()
-        # Pinned facts keep their order (the order they were written), so the prompt's
-        # front stays byte-identical from turn to turn.
-        pinned = [Recalled(entry, self._score(entry, similarity.get(entry.id, 0.0), now),
-                           "pinned") for entry in entries.values() if entry.pinned]
-        used = 0
-        for item in pinned:
-            tokens = self.count_tokens(item.text) + 2
-            if used + tokens <= self.pinned_cap:
-                recall.pinned.append(item)
-                used += tokens
-        if len(recall.pinned) < len(pinned):
-            recall.notices.append(f"{len(pinned) - len(recall.pinned)} pinned facts did not "
-                                  "fit the prompt; /memory lists them, /forget ID drops one.")
-        unpinned = [item for item in candidates.values() if not item.entry.pinned]
-        recall.memories, _ = fit(merge_repeated_actions(unpinned), self.count_tokens,
-                                 self.memory_cap)
-        return recall
+    def search(self, query: RecallQuery, named: set[str], context_vector=None,
+               embed_text: bool = True, indexes: bool = True) -> list[Recalled]:
+        ranked = {"keyword": [key for key in sorted(named)
+                              if self._usable(query, key, "lore", 0)]}
+        similarity: dict[str, float] = {}
+        if indexes:
+            ranked["lexical"] = self._lexical(query)
+            ranked["vector"] = self._vector(query, context_vector, embed_text, similarity)
+        fused = _fuse(ranked, similarity)
+        found = [self._recalled(query, key, relevance, ranked, similarity)
+                 for key, relevance in fused.items()]
+        return select(query.text, [item for item in found if item is not None])
+
+    # -- the two indexes ---------------------------------------------------------
+
+    def _lexical(self, query: RecallQuery) -> list[str]:
+        hits = self.index.words.search(query.text, SEARCH_DEPTH + self._recent_events(query))
+        return _keys((entry_id, kind, turn) for entry_id, kind, turn, _ in hits
+                     if self._usable(query, entry_id, kind, turn))
+
+    def _vector(self, query: RecallQuery, context_vector, embed_text: bool,
+                similarity: dict[str, float]) -> list[str]:
+        vectors = []
+        if embed_text:
+            vectors.append((1.0, self.index.vectors.embed([query.text])[0]))
+        if context_vector is not None:
+            if vectors:  # the input and the last narration's end together, discounted
+                both = np.asarray(vectors[0][1]) + np.asarray(context_vector)
+                vectors.append((CONTEXT_WEIGHT, both / (np.linalg.norm(both) or 1.0)))
+            else:
+                vectors.append((1.0, context_vector))
+        if not vectors:
+            return []
+        depth = SEARCH_DEPTH + self._recent_events(query)
+        results = self.index.vectors.query([vector for _, vector in vectors], depth)
+        best: dict[str, float] = {}
+        for (weight, _), hits in zip(vectors, results, strict=True):
+            for hit in hits:
+                entry = hit.entry
+                if not self._usable(query, entry.id, entry.kind, entry.turn):
+                    continue
+                key = _key(entry.id, entry.kind, entry.turn)
+                best[key] = max(best.get(key, -1.0), weight * hit.similarity)
+        similarity.update(best)
+        return [key for key, value in sorted(best.items(), key=lambda kv: -kv[1])
+                if value >= MIN_SIMILARITY]
+
+    def _recent_events(self, query: RecallQuery) -> int:
+        """Room for the passages of the turns the prompt shows verbatim: the index finds
+        them too, and they are dropped after the query. (A `where` filter would drop them
+        first but made a query at 10k memories 10-30 times slower.)"""
+        return EVENT_CHUNKS_PER_TURN * len(query.recent)
+
+    def _usable(self, query: RecallQuery, entry_id: str, kind: str, turn: int) -> bool:
+        if entry_id in query.hidden or entry_id in query.removed:
+            return False
+        if kind == "event":
+            return (turn < query.oldest_shown and turn in query.turns
+                    and f"turn-{turn}" not in query.exclude)
+        entry = query.entries.get(entry_id)
+        return entry is not None and not entry.pinned and entry_id not in query.exclude
+
+    def _recalled(self, query: RecallQuery, key: str, relevance: float,
+                  ranked: dict[str, list[str]], similarity: dict[str, float],
+                  ) -> Recalled | None:
+        sources = [name for name, keys in ranked.items() if key in keys]
+        via = "keyword" if "keyword" in sources else ("both" if len(sources) == 2
+                                                      else sources[0])
+        needed = via in ("keyword", "both") or similarity.get(key, 0.0) >= STRONG_SIMILARITY
+        if key.startswith("turn-"):
+            turn = query.turns[int(key.removeprefix("turn-"))]
+            entry = MemoryEntry(id=key, kind="event", text=f"{turn.input}\n{turn.output}",
+                                turn=turn.number, importance=EVENT_IMPORTANCE)
+        else:
+            turn, entry = None, query.entries[key]
+        return Recalled(entry, score(entry, relevance, self.mentions.last(entry.id), query.now),
+                        via, turn, needed)
+
+
+def _key(entry_id: str, kind: str, turn: int) -> str:
+    """Story passages count as their whole turn."""
+    return f"turn-{turn}" if kind == "event" else entry_id
+
+
+def _keys(hits) -> list[str]:
+    """Ranked keys, each once, in the order first found."""
+    return list(dict.fromkeys(_key(*hit) for hit in hits))
+
+
+def _fuse(ranked: dict[str, list[str]], similarity: dict[str, float]) -> dict[str, float]:
+    """Reciprocal rank fusion of the lexical and vector ranks, normalized to 1.0 for first
+    in both; a lorebook hit counts as first in both. A vector hit's share shrinks with its
+    similarity under STRONG_SIMILARITY: the nearest of nothing alike is still first."""
+    best = 2 / (RRF_K + 1)
+    fused: dict[str, float] = {}
+    for name, keys in ranked.items():
+        for rank, key in enumerate(keys, start=1):
+            share = best if name == "keyword" else 1 / (RRF_K + rank)
+            if name == "vector":
+                share *= min(1.0, similarity[key] / STRONG_SIMILARITY)
+            fused[key] = fused.get(key, 0.0) + share / best
+    return {key: min(value, 1.0) for key, value in fused.items()}
+
+
+def _content_words(text: str) -> set[str]:
+    return set(query_words(text))
+
+
+def select(text: str, found: list[Recalled]) -> list[Recalled]:
+    """Best first; an echo of the text after what adds to it; nothing another, better
+    candidate already says."""
+    asked = _content_words(text)
+
+    def adjusted(item: Recalled) -> float:
+        if item.turn is None:
+            return item.score
+        said = _content_words(item.turn.input)
+        echo = said and len(said & asked) >= ECHO_SHARE * len(said)
+        return item.score * ECHO_FACTOR if echo else item.score
+
+    kept: list[Recalled] = []
+    held: list[set[str]] = []
+    for item in sorted(found, key=adjusted, reverse=True):
+        words = _content_words(item.text)
+        if words and any(len(words & other) >= REDUNDANT_SHARE * len(words) for other in held):
+            continue
+        kept.append(item)
+        held.append(words)
+    return kept

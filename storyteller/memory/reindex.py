@@ -15,14 +15,14 @@ def reindex_campaign(settings: Settings, name: str) -> int:
     from tqdm import tqdm
 
     from storyteller.memory.embedder import shared_embedder
-    from storyteller.memory.store import MemoryStore
+    from storyteller.memory.index import MemoryIndex
     from storyteller.memory.story import StoryMemory
 
     campaign = Campaign.load(settings.saves_dir, name)
     world = World.from_toml(campaign.meta.get("world", ""), campaign.world_text,
                             origin=str(campaign.path / WORLD_FILE))
-    store = MemoryStore.open(campaign.path, settings.memory_url, shared_embedder())
-    memory = StoryMemory(campaign, world, store, extractor=None)
+    index = MemoryIndex.open(campaign.path, settings.memory_url, shared_embedder())
+    memory = StoryMemory(campaign, world, index, extractor=None)
     with tqdm(desc=f"Reindexing {campaign.name}", unit=" memories", file=sys.stderr) as bar:
         count = memory.reindex(progress=bar.update, total=lambda n: setattr(bar, "total", n))
     memory.close()

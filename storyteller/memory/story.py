@@ -19,7 +19,14 @@ from storyteller.errors import MemoryIndexError
 from storyteller.memory.entries import MemoryEntry, event_entries, short_hash, world_entries
 from storyteller.memory.journal import MemoryJournal
 from storyteller.memory.lorebook import Lorebook, Mentions
-from storyteller.memory.recall import Recall, Recaller, RecallQuery, context_of, nearest
+from storyteller.memory.recall import (
+    Recall,
+    Recalled,
+    Recaller,
+    RecallQuery,
+    context_of,
+    wants_context,
+)
 from storyteller.memory.view import MemoryEntryNotFound
 from storyteller.memory.writer import Job, MemoryWriter
 from storyteller.storage.campaign import Campaign
@@ -28,35 +35,24 @@ from storyteller.storage.worlds import World
 
 if TYPE_CHECKING:
     from storyteller.memory.extract import Extractor
-    from storyteller.memory.store import MemoryStore
+    from storyteller.memory.index import MemoryIndex
 
-# Retrieved memories come after the newest turn, so the model reads them anew every turn:
-# each token here is paid in time to first token on every turn (about 4 ms a token for
-# the 135M model on 2 cores). A tenth of the context holds four to six memories; in the
-# coherence benchmark every fact asked about ranked in the first three. (At an eighth,
-# TTFT at turn 200 was 1.76 times turn 10's, where the story had less to recall.)
-MEMORY_TOKEN_CAP = 256
-MEMORY_CONTEXT_FRACTION = 10  # at most n_ctx // 10 tokens of memories
-PINNED_TOKEN_CAP = 256
 PIN_IMPORTANCE = 10
+BROWSE_DEPTH = 50  # search hits the memory browser lists
 
 Progress = Callable[[int], None]
 
 
 class StoryMemory:
-    def __init__(self, campaign: Campaign, world: World, store: MemoryStore,
-                 extractor: Extractor | None, count_tokens: Callable[[str], int] | None = None,
-                 n_ctx: int = 2048):
-        """count_tokens (the narrator's tokenizer) is needed by recall only: a memory
-        opened to reindex has none."""
+    def __init__(self, campaign: Campaign, world: World, store: MemoryIndex,
+                 extractor: Extractor | None):
+        """store: the campaign's vector and lexical indexes (memory.index)."""
         self.campaign = campaign
         self.store = store
         self.extractor = extractor
         self.journal = MemoryJournal(campaign.path)
         self.mentions = Mentions()
-        self.recaller = Recaller(store, count_tokens, self.mentions,
-                                 memory_cap=min(MEMORY_TOKEN_CAP, n_ctx // MEMORY_CONTEXT_FRACTION),
-                                 pinned_cap=min(PINNED_TOKEN_CAP, n_ctx // 8))
+        self.recaller = Recaller(store, self.mentions)
         self._world = world_entries(world.lore)
         self._lock = threading.RLock()  # guards the journal, the state and the lorebook
         self._index_lock = threading.Lock()  # orders index writes with forget_from's deletes
@@ -70,17 +66,16 @@ class StoryMemory:
 
     @classmethod
     def open(cls, campaign: Campaign, world: World, memory_url: str | None,
-             extractor: Extractor | None, count_tokens: Callable[[str], int],
-             n_ctx: int, embedder=None) -> StoryMemory:
+             extractor: Extractor | None, embedder=None) -> StoryMemory:
         """Open the campaign's index (rebuilding it if it is stale) and catch up with a
         last turn whose extraction was cut short."""
         from storyteller.memory.embedder import shared_embedder
-        from storyteller.memory.store import MemoryStore
+        from storyteller.memory.index import MemoryIndex
 
         embedder = embedder or shared_embedder()
         embedder.warm_up()
-        store = MemoryStore.open(campaign.path, memory_url, embedder)
-        memory = cls(campaign, world, store, extractor, count_tokens, n_ctx)
+        memory = cls(campaign, world, MemoryIndex.open(campaign.path, memory_url, embedder),
+                     extractor)
         if memory.index_is_stale():
             memory.reindex()
         last = campaign.turns[-1] if campaign.turns else None
@@ -234,16 +229,21 @@ class StoryMemory:
         self.store.upsert([entry])
         return entry, True
 
-    def search(self, query: str, limit: int = 50) -> list[MemoryEntry]:
-        """Entries named in the query, then the nearest in meaning, best first."""
+    def search(self, query: str, limit: int = BROWSE_DEPTH) -> list[MemoryEntry]:
+        """Entries named in the query, then what the lexical and vector searches find,
+        best first (story passages as the passages they are)."""
         with self._lock:
             entries = dict(self.state.entries)
-            named = [entries[i] for i in self.lorebook.mentioned(query)]
-        nearest_first = sorted(nearest(self.store, query, limit).values(),
-                               key=lambda found: found[1], reverse=True)
-        found = named + [entries.get(hit.id, hit) for hit, _ in nearest_first
-                         if hit.id not in {e.id for e in named}]
-        return found[:limit]
+            named = [entries[i] for i in sorted(self.lorebook.mentioned(query))]
+        events = {event.id: event for event in self.live_events()}
+        words = [entry_id for entry_id, *_ in self.store.words.search(query, limit)]
+        vector = self.store.vectors.query(self.store.embed([query]), limit)[0]
+        found = {entry.id: entry for entry in named}
+        for entry_id in [*words, *(hit.entry.id for hit in vector)]:
+            entry = entries.get(entry_id) or events.get(entry_id)
+            if entry is not None:
+                found.setdefault(entry_id, entry)
+        return list(found.values())[:limit]
 
     def update(self, entry_id: str, text: str) -> MemoryEntry:
         """Replace an entry's text (a player's edit: no turn's undo takes it back)."""
@@ -269,32 +269,56 @@ class StoryMemory:
         return entry
 
     def forget(self, entry_id: str) -> MemoryEntry | None:
+        """Drop an entry, a story passage, or (id "turn-N", as recall names them) every
+        passage of a turn. Returns what was dropped, or None if there is no such id."""
         with self._lock:
-            entry = self.state.entries.get(entry_id) or next(
-                (event for event in self.live_events() if event.id == entry_id), None)
-            if entry is None:
+            entry = self.state.entries.get(entry_id)
+            passages = [event for event in self.live_events()
+                        if event.id == entry_id or f"turn-{event.turn}" == entry_id]
+            if entry is None and not passages:
                 return None
-            self.journal.write("remove", None, id=entry_id)
+            ids = [entry_id] if entry is not None else [event.id for event in passages]
+            for forgotten in ids:
+                self.journal.write("remove", None, id=forgotten)
             self._refresh()
-        self.store.delete([entry_id])
-        return entry
+        self.store.delete(ids)
+        return entry or passages[0]
 
     # -- reading ------------------------------------------------------------
 
     def recall(self, recent: list[Turn], player_input: str, now: int,
-               hide_turn: int | None = None) -> Recall:
+               hide_turn: int | None = None, exclude: set[str] | frozenset = frozenset(),
+               ) -> Recall:
         """What turn `now` is reminded of. `recent` is the history the prompt already
-        holds verbatim (its passages are not repeated); `hide_turn` is a turn being
-        retold, whose memories must not shape its new telling. Never waits for the
-        background writer."""
+        holds verbatim (its passages are not repeated), `exclude` what it holds besides
+        (the recalled block); `hide_turn` is a turn being retold, whose memories must not
+        shape its new telling. Never waits for the background writer."""
+        query = self._query(recent, player_input, now, hide_turn, exclude)
+        context = (self.context_vector(recent[-1].output)
+                   if recent and wants_context(player_input) else None)
+        return self.recaller.recall(query, context)
+
+    def scene(self, recent: list[Turn], now: int, hide_turn: int | None = None,
+              ) -> list[Recalled]:
+        """What the last turns are about, best first: for the recalled block the prompt
+        keeps while the scene lasts."""
+        if not recent:
+            return []
+        last = recent[-1]
+        query = self._query(recent, f"{last.input}\n{last.output}", now, hide_turn)
+        try:
+            return self.recaller.scene(query, self.context_vector(last.output))
+        except MemoryIndexError:
+            return []
+
+    def _query(self, recent: list[Turn], text: str, now: int, hide_turn: int | None,
+               exclude: set[str] | frozenset = frozenset()) -> RecallQuery:
         with self._lock:
-            query = RecallQuery(
+            return RecallQuery(
                 entries=dict(self.state.entries), removed=set(self.state.removed),
                 hidden={i for i, turn in self.state.written_by.items() if turn == hide_turn},
-                lorebook=self.lorebook, recent=recent, player_input=player_input, now=now)
-        context = (self.context_vector(recent[-1].output)
-                   if recent and query.wants_context else None)
-        return self.recaller.recall(query, context)
+                lorebook=self.lorebook, turns={t.number: t for t in self.campaign.turns},
+                recent=recent, text=text, now=now, exclude=set(exclude))
 
     def context_vector(self, last_output: str):
         """The embedding of the last narration's end (None for an empty one), kept from

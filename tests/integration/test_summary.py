@@ -57,6 +57,7 @@ def play_scripted(settings, turns, n_ctx=700, replies=None):
 
 def test_long_scripted_session_fits_and_summarizes(settings):
     game, traces = play_scripted(settings, 60)
+    traces.append(game.submit("look back").trace)  # told with the summary written last
     assert all(t.prompt_tokens + t.max_tokens <= t.n_ctx for t in traces)
     summary = game.summarizer.summaries.current
     assert summary.through_turn > 0 and summary.text
@@ -79,3 +80,25 @@ def test_undo_of_a_summarized_turn_invalidates_the_summary(settings):
 
 
 
+
+
+def test_a_rejected_summary_leaves_its_turns_in_the_history(settings):
+    """A summary that says nothing is rejected: nothing is recorded, the turns it should
+    have covered stay in the history as far as the budget allows (never an overflow), and
+    the summary is tried again a few turns later, not every turn."""
+    wordy = ScriptedNarrator(replies=[" "])
+    game = open_game(settings, "rejected", ScriptedNarrator(replies=[LONG_REPLY], n_ctx=700),
+                     background=wordy)
+    traces = []
+    for i in range(30):
+        traces.append(game.submit(f"walk to place number {i}").trace)
+        game.settle()
+    assert game.summarizer.summaries.current.through_turn == 0
+    assert all(t.prompt_tokens + t.max_tokens <= t.n_ctx for t in traces)
+    last = traces[-1]
+    assert "walk to place number 29" in last.prompt and "walk to place number 26" in last.prompt
+    sections = {s["name"]: s for s in last.sections}
+    assert sections["history"]["tokens"] == max(s["tokens"] for s in last.sections)
+    assert sections["history"]["dropped"] > 0  # the oldest went only for want of room
+    assert 0 < wordy.calls < 30  # tried again now and then, not on every turn
+    game.close()

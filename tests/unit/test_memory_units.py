@@ -18,14 +18,7 @@ from storyteller.memory.entries import (
 from storyteller.memory.extract import FACTS_SCHEMA, Fact, merge, validate
 from storyteller.memory.journal import JOURNAL_FILE, MemoryJournal
 from storyteller.memory.lorebook import Lorebook
-from storyteller.memory.recall import (
-    Recalled,
-    fit,
-    merge_repeated_actions,
-    nearest,
-    score,
-    wants_context,
-)
+from storyteller.memory.recall import score, wants_context
 from storyteller.storage.transcript import Turn
 from storyteller.storage.worlds import World
 from storyteller.text import normalize_name
@@ -50,17 +43,6 @@ def test_an_event_is_embedded_without_the_labels_every_event_shares():
     assert story.search_text == "I hide the key under the oak.\nCrows watch you."
     lore = entry("c1", text="Maren runs the forge.")
     assert lore.search_text == lore.text
-
-
-def test_a_turns_action_found_with_its_story_passage_is_told_once():
-    action, story = event_entries(Turn(number=7, input="I hide the key under the oak.",
-                                       output="Crows watch you."))
-    lore = entry("c1", text="Maren runs the forge.")
-    found = [Recalled(action, 0.9, "vector"), Recalled(story, 0.5, "vector"),
-             Recalled(lore, 0.4, "vector")]
-    told = merge_repeated_actions(found)
-    assert [(item.entry.id, item.score) for item in told] == [(story.id, 0.9), (lore.id, 0.4)]
-    assert merge_repeated_actions(found[:1] + found[2:]) == found[:1] + found[2:]
 
 
 def test_keyword_activation_by_name_alias_and_first_name():
@@ -291,17 +273,12 @@ def test_a_relevant_old_memory_beats_a_vaguely_related_recent_one():
     assert score(old, 0.5, 0, 60) > score(recent, 0.35, 0, 60)
 
 
-def test_fit_keeps_the_best_memories_that_fit_the_cap():
-    items = [Recalled(entry(f"m{i}", text="word " * 10), score=i / 10, via="vector")
-             for i in range(6)]
-    kept, dropped = fit(items, lambda text: len(text.split()), cap=36)
-    assert [item.entry.id for item in kept] == ["m5", "m4", "m3"] and dropped == 3
+class FakeVectors:
+    """Stands in for the vector index: records what recall embeds and searches, and
+    answers with the hits it is given (similarities included)."""
 
-
-class QueryRecorder:
-    """Stands in for the store: records what recall embeds and searches, finds nothing."""
-
-    def __init__(self):
+    def __init__(self, hits=()):
+        self.hits = list(hits)
         self.embedded: list[str] = []
         self.searched: list = []
 
@@ -311,7 +288,80 @@ class QueryRecorder:
 
     def query(self, vectors, n):
         self.searched = list(vectors)
-        return [[] for _ in vectors]
+        return [self.hits[:n] for _ in vectors]
+
+
+STORY = [Turn(1, "I hide the brass key under the old oak", "You kneel and push it into the moss."),
+         Turn(2, "I pay Bartholomew two coins for the ferry", "The ferryman pockets them."),
+         Turn(3, "look at the river", "The water runs grey."),
+         Turn(4, "where did I hide the brass key?", "You are not sure; the oak, perhaps."),
+         Turn(5, "wait", "Nothing happens."),
+         Turn(6, "wait", "Rain.")]
+
+
+def recaller(vector_hits=()):
+    from storyteller.memory.index import MemoryIndex
+    from storyteller.memory.lexical import LexicalIndex
+    from storyteller.memory.lorebook import Mentions
+    from storyteller.memory.recall import Recaller
+    from storyteller.memory.store import Hit
+
+    words = LexicalIndex(None)
+    words.upsert([chunk for turn in STORY for chunk in event_entries(turn)] + [MAREN])
+    hits = [Hit(entry, similarity) for entry, similarity in vector_hits]
+    vectors = FakeVectors(hits)
+    return Recaller(MemoryIndex(vectors, words), Mentions()), vectors
+
+
+def query(text, recent_from=6, **fields):
+    from storyteller.memory.lorebook import Lorebook
+    from storyteller.memory.recall import RecallQuery
+
+    return RecallQuery(entries={MAREN.id: MAREN}, removed=set(), hidden=set(),
+                       lorebook=Lorebook([MAREN]), turns={t.number: t for t in STORY},
+                       recent=STORY[recent_from - 1:], text=text, now=7, **fields)
+
+
+def test_a_question_only_a_rare_name_answers_is_answered_by_the_lexical_side():
+    unrelated = [(event_entries(STORY[2])[0], 0.4)]  # meaning alone finds the river
+    memories = recaller(unrelated)[0].recall(query("what did I pay Bartholomew?")).memories
+    assert memories[0].entry.id == "turn-2" and memories[0].via == "lexical"
+    assert memories[0].turn == STORY[1]  # the whole turn, action and narration
+
+
+def test_a_turn_found_by_both_searches_and_by_several_chunks_comes_back_once_first():
+    chunks = event_entries(STORY[0])
+    found = recaller([(chunks[0], 0.6), (chunks[1], 0.5), (event_entries(STORY[2])[0], 0.3)])
+    memories = found[0].recall(query("the brass key under the oak")).memories
+    assert [m.entry.id for m in memories].count("turn-1") == 1
+    assert memories[0].entry.id == "turn-1" and memories[0].via == "both" and memories[0].needed
+
+
+def test_an_echo_of_the_question_does_not_displace_its_source():
+    echo = event_entries(STORY[3])
+    source = event_entries(STORY[0])
+    found = recaller([(echo[0], 0.9), (echo[1], 0.85), (source[1], 0.5)])[0]
+    memories = found.recall(query("where did I hide the brass key?")).memories
+    ids = [m.entry.id for m in memories]
+    assert ids.index("turn-1") < ids.index("turn-4")
+
+
+def test_names_in_the_input_come_first_and_turns_the_prompt_shows_never():
+    found = recaller([(event_entries(STORY[5])[0], 0.9)])[0]
+    memories = found.recall(query("ask the blacksmith about the oak", recent_from=5)).memories
+    assert memories[0].entry.id == MAREN.id and memories[0].via == "keyword"
+    assert not {"turn-5", "turn-6"} & {m.entry.id for m in memories}  # shown verbatim
+
+
+def test_a_candidate_a_better_one_already_holds_is_left_out():
+    from storyteller.memory.recall import Recalled, select
+
+    words = ("I hide the brass key under the old oak", "You kneel and push it into the moss.")
+    told, again = Turn(9, *words), Turn(12, *words)
+    items = [Recalled(entry("turn-9", kind="event"), 0.9, "both", told),
+             Recalled(entry("turn-12", kind="event"), 0.8, "both", again),
+             Recalled(entry("c2", text="The ferry crosses at dawn."), 0.5, "vector")]
+    assert [item.entry.id for item in select("the key", items)] == ["turn-9", "c2"]
 
 
 def test_only_a_short_input_is_also_searched_with_the_last_turn():
@@ -320,10 +370,19 @@ def test_only_a_short_input_is_also_searched_with_the_last_turn():
 
 
 def test_the_last_turn_joins_the_search_as_a_second_vector_without_embedding_it_again():
-    store = QueryRecorder()
-    nearest(store, "open it", 5, context_vector=np.array([0.0, 1.0]))
-    assert store.embedded == ["open it"]
-    assert len(store.searched) == 2
-    np.testing.assert_allclose(store.searched[1], np.array([1.0, 1.0]) / np.sqrt(2))
-    nearest(store, "open it", 5)
-    assert len(store.searched) == 1
+    found, vectors = recaller()
+    found.recall(query("open it"), context_vector=np.array([0.0, 1.0]))
+    assert vectors.embedded == ["open it"]
+    assert len(vectors.searched) == 2
+    np.testing.assert_allclose(vectors.searched[1], np.array([1.0, 1.0]) / np.sqrt(2))
+    found.recall(query("open it"))
+    assert len(vectors.searched) == 1
+
+
+def test_questions_and_references_to_the_past_are_told_apart_from_actions():
+    from storyteller.memory.recall import asks_about_the_past
+
+    for text in ("where did I hide the key?", "What did Caroline say", "remember the ferry"):
+        assert asks_about_the_past(text)
+    for text in ("look around", "open the door", "ask Maren about the stone"):
+        assert not asks_about_the_past(text)

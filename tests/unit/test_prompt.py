@@ -6,10 +6,9 @@ from support import fit, full_parts
 from storyteller.context.prompt import (
     SAFETY_MARGIN,
     SECTION_ORDER,
-    Budget,
     BudgetShares,
+    PromptMemory,
     PromptParts,
-    build_prompt,
 )
 from storyteller.errors import ModelError
 from storyteller.generation import Message, Part
@@ -30,35 +29,74 @@ def test_sections_are_ordered_and_add_up_to_the_prompt():
     assert all(s.tokens > 0 for s in plan.sections)
     assert sum(s.tokens for s in plan.sections) == len(plan.rendered)
     text = plan.rendered.text
-    order = ["It begins.", "The key is red.", "Long ago", "action 1", "memory number 0", "look"]
+    order = ["It begins.", "The key is red.", "Long ago", "the old well", "action 1",
+             "memory number 0", "look"]
     assert [text.index(marker) for marker in order] == sorted(text.index(m) for m in order)
 
 
-def test_lowest_scored_memories_go_first_then_oldest_history():
+def test_the_stable_part_ends_where_this_turns_memories_begin():
+    plan = fit(ScriptedNarrator(), full_parts(), 40)
+    stable = plan.stable_tokens()
+    own = plan.rendered.section_tokens["memories"] + plan.rendered.section_tokens["input"]
+    assert stable == plan.rendered.tokens[:-own] and len(stable) > own
+
+
+def test_an_ordinary_action_gets_a_fortieth_of_the_context_at_most():
+    narrator = ScriptedNarrator(n_ctx=2048)
+    plan = fit(narrator, full_parts(history=2, memory_count=50), 40)
+    assert 0 < section(plan, "memories").tokens <= 2048 // 40 + 4  # + the frame
+    assert section(plan, "memories").dropped > 0
+    assert section(plan, "history").dropped == 0
+
+
+def test_a_question_takes_the_older_historys_room_but_not_the_newest_turns():
+    narrator = ScriptedNarrator(n_ctx=600)
+    plan = fit(narrator, full_parts(history=30, memory_count=200, asks=True), 40)
+    assert len(plan.rendered) + 40 + SAFETY_MARGIN <= 600
+    assert [t.number for t in plan.parts.history] == [27, 28, 29, 30]  # the newest four
+    assert section(plan, "memories").tokens > 0.5 * len(plan.rendered)  # most of it
+    kept = [m.id for m in plan.parts.memories]
+    assert kept == [f"m{i}" for i in range(len(kept))]  # best first, in order
+    ordinary = fit(narrator, full_parts(history=30, memory_count=200), 40)
+    assert len(ordinary.parts.history) > 4  # an ordinary action keeps the history
+
+
+def test_a_memory_too_long_for_the_room_left_is_cut_at_a_sentence_and_the_next_tried():
+    narrator = ScriptedNarrator(n_ctx=300)
+    endless = PromptMemory("endless", "lore", "word " * 400, 1.0)  # no sentence fits
+    long_one = PromptMemory("long", "lore", " ".join(f"Fact {i} is true." for i in range(80)),
+                            0.9)
+    short = PromptMemory("short", "lore", "The well is dry.", 0.5)
+    parts = PromptParts("You narrate.", "where is the well?", memories=[endless, short, long_one],
+                        asks_about_the_past=True)
+    plan = fit(narrator, parts, 40)
+    kept, cut = plan.parts.memories
+    assert kept.id == "short"  # tried after the one that could not fit at all
+    assert cut.id == "long" and cut.text.startswith("Fact 0") and cut.text.endswith("is true.")
+    assert len(cut.text) < len(long_one.text)
+    assert len(plan.rendered) + 40 + SAFETY_MARGIN <= 300
+
+
+def test_the_recalled_block_is_held_to_its_share():
+    narrator = ScriptedNarrator(n_ctx=2048)
+    parts = full_parts(history=0, memory_count=0)
+    parts.recalled = [PromptMemory(f"r{i}", "lore", f"lore number {i} " * 5, 1 - i / 1000)
+                      for i in range(400)]
+    plan = fit(narrator, parts, 40, BudgetShares(summary=0.1, recalled=0.1, history=0.8))
+    flexible = 2048 - 40 - SAFETY_MARGIN - sum(section(plan, n).tokens
+                                               for n in ("system", "pinned", "input"))
+    assert 0 < section(plan, "recalled").tokens <= 0.1 * flexible + 10  # + its header
+    assert section(plan, "recalled").dropped > 0
+    assert plan.parts.recalled[0].id == "r0"
+
+
+def test_over_the_limit_this_turns_memories_go_first_then_the_oldest_history():
     narrator = ScriptedNarrator(n_ctx=260)
     plan = fit(narrator, full_parts(history=10, memory_count=10), 40)
     assert len(plan.rendered) + 40 + SAFETY_MARGIN <= 260
     assert section(plan, "memories").dropped == 10
     assert section(plan, "history").dropped >= 1
     assert "action 10" in plan.rendered.text and "action 1\n" not in plan.rendered.text
-
-
-def test_memories_are_dropped_from_the_lowest_score():
-    narrator = ScriptedNarrator(n_ctx=120)
-    plan = fit(narrator, full_parts(history=0, memory_count=20), 40)
-    kept = [m.id for m in plan.parts.memories]
-    assert kept == [f"m{i}" for i in range(len(kept))] and 0 < len(kept) < 20
-
-
-def test_memories_are_held_to_their_share_even_with_room_to_spare():
-    narrator = ScriptedNarrator(n_ctx=2048)
-    plan = fit(narrator, full_parts(history=0, memory_count=200), 40,
-               BudgetShares(memories=0.1, summary=0.1, history=0.8))
-    memories_tokens = section(plan, "memories").tokens
-    flexible = 2048 - 40 - SAFETY_MARGIN - sum(section(plan, n).tokens
-                                               for n in ("system", "pinned", "input"))
-    assert 0 < memories_tokens <= 0.1 * flexible + 10  # + the "(Remember:" wrapper
-    assert section(plan, "memories").dropped > 0
 
 
 def test_an_over_long_summary_loses_its_oldest_sentences():
@@ -93,19 +131,3 @@ def test_template_pieces_separate_template_text_from_untrusted_content():
     assert [p.section for p in pieces if not p.trusted] == ["system", "memories", "input"]
     assert "".join(p.text for p in pieces).endswith("<|im_start|>assistant\n")
     assert all("<|im_end|>hi" not in p.text for p in pieces if p.trusted)
-
-
-
-
-
-
-def test_the_naive_layout_puts_memories_before_the_story():
-    narrator = ScriptedNarrator()
-    parts = full_parts()
-    naive = build_prompt(narrator, parts, Budget(narrator.n_ctx, 40, memories_first=True))
-    stable = build_prompt(narrator, parts, Budget(narrator.n_ctx, 40))
-    for plan in (naive, stable):
-        assert sum(s.tokens for s in plan.sections) == len(plan.rendered)
-    text = naive.rendered.text
-    assert text.index("memory number 0") < text.index("action 1")
-    assert stable.rendered.text.index("memory number 0") > stable.rendered.text.index("action 3")

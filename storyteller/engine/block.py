@@ -1,0 +1,69 @@
+"""The recalled block: what the current scene needs from the past (the lore the last turns
+named, the old turns that resemble them), in the prompt before the history.
+
+Everything after it is re-read when it changes, so it changes only when that happens
+anyway (a new summary) or when the scene changes (most of what the scene now recalls is
+not in the block); an ordinary turn leaves it byte-identical and pays nothing for it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from storyteller.context.prompt import PromptMemory
+from storyteller.context.summary import Summary
+from storyteller.storage.transcript import Turn
+
+if TYPE_CHECKING:
+    from storyteller.memory.recall import Recalled
+    from storyteller.memory.story import StoryMemory
+
+BLOCK_ITEMS = 24  # candidates kept; the prompt's budget decides how many are shown
+SCENE_OVERLAP = 0.5  # below this share of the block still recalled, the scene changed
+
+
+def prompt_memory(item: Recalled) -> PromptMemory:
+    if item.turn is not None:
+        return PromptMemory(item.entry.id, "event", item.turn.output, item.score,
+                            action=item.turn.input)
+    return PromptMemory(item.entry.id, item.entry.kind, item.text, item.score)
+
+
+class RecalledBlock:
+    def __init__(self):
+        self.items: list[Recalled] = []
+        self.summary_through: int | None = None  # None: never built
+        self.refreshes = 0
+
+    @property
+    def ids(self) -> set[str]:
+        return {item.entry.id for item in self.items}
+
+    def memories(self) -> list[PromptMemory]:
+        return [prompt_memory(item) for item in self.items]
+
+    def refresh(self, memory: StoryMemory, history: list[Turn], shown: list[Turn], now: int,
+                summary: Summary, hide_turn: int | None = None) -> bool:
+        """Rebuild the block if it no longer holds (`history`: every turn before this one,
+        `shown`: those the prompt shows verbatim); returns whether it did."""
+        candidates = memory.scene(shown, now, hide_turn)[:BLOCK_ITEMS]
+        if not self._stale(candidates, history, shown, summary):
+            return False
+        self.items = candidates
+        self.summary_through = summary.through_turn
+        self.refreshes += 1
+        return True
+
+    def _stale(self, candidates: list[Recalled], history: list[Turn], shown: list[Turn],
+               summary: Summary) -> bool:
+        if self.summary_through != summary.through_turn:
+            return True
+        live = {turn.number: turn for turn in history}
+        oldest_shown = shown[0].number if shown else len(history) + 1
+        if any(item.turn is not None and (live.get(item.turn.number) != item.turn
+                                          or item.turn.number >= oldest_shown)
+               for item in self.items):
+            return True  # a turn taken back or loaded over, or one the history shows now
+        if not self.items:
+            return bool(candidates)
+        still = self.ids & {item.entry.id for item in candidates[:len(self.items)]}
+        return len(still) < SCENE_OVERLAP * len(self.items)
