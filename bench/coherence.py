@@ -10,13 +10,15 @@ in the context. The scale run plays the same story again with memory in a `chrom
 server, the narrations replayed (same tokenizer, so the same budget): it measures the
 memory, not the model.
 
-The stable-layout session also gives bench/ttft.py its curve; the naive layout replays
-the same story.
+It also reports the first token's latency at turns 10-300 (the story's growth must not
+slow it) and how often a narration showed the prompt's scaffolding (labels and headers
+the small model copies from its prompt: cut before the player sees them).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import tempfile
 import time
@@ -28,7 +30,6 @@ from bench.common import BENCH_DIR, Session, median, percentile, table
 from storyteller.config import PROJECT_DIR, Settings
 from storyteller.engine.session import open_game
 from storyteller.engine.trace import TurnTrace
-from storyteller.generation import GenerationStats
 from storyteller.storage.durable import read_jsonl
 
 WORLD = "brackenmoor"
@@ -38,6 +39,10 @@ WORLD = "brackenmoor"
 SETTINGS = {"n_ctx": 2048, "max_tokens": 32, "seed": 11, "extractor_model": "off",
             "world": WORLD}
 VECTOR_TOP = 3
+# What a player would read as the game breaking: the prompt's labels and headers.
+LEAK_MARKERS = re.compile(r"\(remember|remember:|the (?:player|narrator|story)\s*:|\bturn \d+"
+                          r"|earlier in the story|facts that stay true|the story so far",
+                          re.IGNORECASE)
 TTFT_CHECKPOINTS = (10, 50, 100, 200, 300)
 TTFT_WINDOW = 5  # turns up to each checkpoint whose median TTFT is reported
 
@@ -90,30 +95,16 @@ def prompts_dir() -> Path:
     return folder
 
 
-def timed_turns() -> set[int]:
-    """The turns whose first token bench/ttft.py reports (TTFT_WINDOW up to each
-    checkpoint), and one before them that fills the cache."""
-    return {turn for checkpoint in TTFT_CHECKPOINTS
-            for turn in range(max(checkpoint - TTFT_WINDOW, 1), checkpoint + 1)}
-
-
 @functools.cache
-def played(layout: str) -> Played:
-    """The session with this prompt layout, played once per run: by the model with the
-    stable layout; any other layout replays that story, its prompts evaluated for real
-    on the turns ttft.py reports (a naive layout re-evaluates nearly the whole prompt
-    every turn: playing all 300 turns that way would take half an hour)."""
-    session = Session.new(prompt_layout=layout, prompts_dir=prompts_dir(), **SETTINGS)
-    if layout == "stable":
-        return play(session)
-    return play(session, replay=played("stable"), timed=timed_turns())
+def played() -> Played:
+    """The session, played by the model once per run."""
+    return play(Session.new(prompts_dir=prompts_dir(), **SETTINGS))
 
 
-def play(session: Session, replay: Played | None = None, timed: set[int] = frozenset(),
-         ) -> Played:
+def play(session: Session, replay: Played | None = None) -> Played:
     """Play the script. With `replay`, its narrations and summaries are told again
-    instead of asking the model (which still counts tokens and evaluates the prompts of
-    the `timed` turns): the same story, the same decisions, minutes instead of twenty."""
+    instead of asking the model (which still counts tokens): the same story, the same
+    decisions, minutes instead of twenty."""
     actions, facts = load_story()
     probes = {fact.probe_step for fact in facts}
     result = Played()
@@ -124,7 +115,6 @@ def play(session: Session, replay: Played | None = None, timed: set[int] = froze
         for step, action in enumerate(actions, 1):
             if replay is not None and step in replay.traces:
                 game.narrator.text = replay.traces[step].output
-                game.narrator.evaluate = game.campaign.next_turn_number in timed
             reply = game.submit(action)
             game.settle(reply)  # as a player's reading time would
             if reply.trace is None:
@@ -157,23 +147,16 @@ def _open(settings: Settings, replay: Played | None):
 
 class ReplayNarrator:
     """Tells a recorded narration (set `text` before each turn) through the real model's
-    tokenizer and template, so the prompt budget is the same as in the recorded run.
-    With `evaluate` set, the model first reads the prompt and samples one token, so the
-    turn's time to first token is real."""
+    tokenizer and template, so the prompt budget is the same as in the recorded run."""
 
     def __init__(self, inner):
         self.inner = inner
         self.text = ""
-        self.evaluate = False
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     def stream(self, prompt, options, cancel, stats, json_schema=None):
-        if self.evaluate:
-            one_token = options.model_copy(update={"max_tokens": 1})
-            for _ in self.inner.stream(prompt, one_token, cancel, GenerationStats()):
-                pass
         stats.completion_tokens = self.inner.count_tokens(self.text)
         stats.stopped_by = "eos"
         yield self.text
@@ -298,21 +281,51 @@ def summary_line(run: Played) -> str:
             f"{max(held)} tokens.")
 
 
+def scaffolding_rows(run: Played) -> list[list]:
+    """How often the prompt's scaffolding reached a narration: still in what was shown
+    (LEAK_MARKERS, broader than what the cut looks for) and cut before it was shown."""
+    traces = list(run.traces.values())
+    shown = sum(bool(LEAK_MARKERS.search(trace.output)) for trace in traces)
+    cut = sum(trace.scaffold_cut > 0 for trace in traces)
+    return [["shown narrations with scaffolding", f"{shown} of {len(traces)}",
+             f"**{shown / len(traces):.1%}**", _goal(shown / len(traces) <= 0.02, "<= 2%")],
+            ["narrations that needed a cut", f"{cut} of {len(traces)}",
+             f"**{cut / len(traces):.1%}**", _goal(cut / len(traces) <= 0.10, "<= 10%")]]
+
+
+def ttft_row(run: Played) -> tuple[list, float]:
+    """TTFT (ms, median of the TTFT_WINDOW turns ending at each checkpoint) and the
+    ratio of turn 200 to turn 10."""
+    values = {trace.turn: trace.timings_ms["ttft"] for trace in run.traces.values()}
+
+    def window(turn: int) -> float:
+        return median(values[t] for t in range(turn - TTFT_WINDOW + 1, turn + 1)
+                      if t in values)
+
+    checkpoints = [c for c in TTFT_CHECKPOINTS if c <= max(values)]
+    late = 200 if 200 in checkpoints else checkpoints[-1]
+    ratio = window(late) / window(10)
+    return [f"{window(c):.0f}" for c in checkpoints] + [f"{ratio:.2f}"], ratio
+
+
+def _goal(met: bool, goal: str) -> str:
+    return f"{goal}: {'met' if met else 'missed'}"
+
+
 def scale_run() -> tuple[Played, str]:
     """The stable session again, narrations replayed, memory in a `chroma run` server."""
     from storyteller.memory.chroma_server import chroma_server
 
-    recorded = played("stable")
+    recorded = played()
     folder = Path(tempfile.mkdtemp(prefix="bench-chroma-"))
     with chroma_server(folder / "data", folder / "server.log") as url:
-        session = Session.new(prompt_layout="stable", prompts_dir=prompts_dir(),
-                              memory_url=url, **SETTINGS)
+        session = Session.new(prompts_dir=prompts_dir(), memory_url=url, **SETTINGS)
         return play(session, replay=recorded), url
 
 
 def run() -> str:
     _, facts = load_story()
-    embedded = played("stable")
+    embedded = played()
     server, _ = scale_run()
     methods = list(embedded.baselines[facts[0].probe_step])
     header = ["fact", "kind", "planted", "probed", "storyteller", *methods,
@@ -320,6 +333,7 @@ def run() -> str:
     retrieve = [t.timings_ms["retrieve"] for t in server.traces.values()]
     local = [t.timings_ms["retrieve"] for t in embedded.traces.values()]
     recall = recall_share(embedded, facts)
+    ttft_cells, ttft_ratio = ttft_row(embedded)
     gaps = [fact.probe_step - fact.plant_step for fact in facts]
     return "\n".join([
         "## Coherence: planted facts, probed 100-250 turns later",
@@ -347,6 +361,23 @@ def run() -> str:
         "",
         "The needed words also appeared by chance in later narrations before the probe: "
         + ", ".join(f"{fact.id} {later_mentions(embedded, fact)}" for fact in facts) + ".",
+        "",
+        "### Prompt scaffolding in the narrations",
+        "",
+        "A narration counts as showing scaffolding when it matches "
+        f"`{LEAK_MARKERS.pattern}` (any case): broader than what the cut removes.",
+        "",
+        table(["", "turns", "share", "goal"], scaffolding_rows(embedded)),
+        "",
+        "### Time to first token (ms) by turn",
+        "",
+        f"Median of the {TTFT_WINDOW} turns ending at each turn (a summary turn included).",
+        "",
+        table([f"turn {c}" for c in TTFT_CHECKPOINTS if c <= max(embedded.traces)]
+              + ["turn 200 / turn 10"], [ttft_cells]),
+        "",
+        f"Goal: TTFT(turn 200) / TTFT(turn 10) <= 1.5: **{ttft_ratio:.2f}** "
+        f"({'met' if ttft_ratio <= 1.5 else 'missed'}).",
         "",
         "### Scale: the same story with memory in a `chroma run` server",
         "",
