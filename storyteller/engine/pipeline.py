@@ -89,7 +89,7 @@ class TurnPipeline:
             self.block.refresh(self.memory, history, shown, number,
                                self.summarizer.summaries.current, hide)
             recall = self.memory.recall(shown[-RECENT_TURNS:], player_input, number,
-                                        hide_turn=hide, exclude=self.block.ids)
+                                        hide_turn=hide)
         timings["retrieve"] = _ms_since(started)
         started = time.perf_counter()
         plan = self._build(shown, player_input, recall)
@@ -141,13 +141,18 @@ class TurnPipeline:
 
     def _build(self, shown: list[Turn], player_input: str, recall: Recall | None,
                ) -> PromptPlan:
-        """Fit the prompt; a memory of a turn the fitted history shows anyway is left out
-        and the prompt fitted again (the room goes to what is not shown yet)."""
+        """Fit the prompt; a memory the fitted prompt shows elsewhere (a turn of the history,
+        an item of the recalled block) is left out and the prompt fitted again, and one the
+        block holds but had no room to show stays (the room goes to what is not shown)."""
         parts = self.prompt_parts(shown, player_input, recall)
+        candidates = parts.memories
+        parts.memories = [m for m in candidates if m.id not in self.block.ids]
         plan = build_prompt(self.narrator, parts, self.budget)
-        shown_turns = {f"turn-{turn.number}" for turn in plan.parts.history}
-        if any(memory.id in shown_turns for memory in plan.parts.memories):
-            parts.memories = [m for m in parts.memories if m.id not in shown_turns]
+        elsewhere = ({f"turn-{turn.number}" for turn in plan.parts.history}
+                     | {memory.id for memory in plan.parts.recalled})
+        kept = [m for m in candidates if m.id not in elsewhere]
+        if [m.id for m in kept] != [m.id for m in parts.memories]:
+            parts.memories = kept
             plan = build_prompt(self.narrator, parts, self.budget)
         return plan
 

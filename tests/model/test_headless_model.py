@@ -24,7 +24,7 @@ def test_scripted_run_prints_traces_and_continues(tmp_path):
         assert record["prompt_tokens"] + record["max_tokens"] <= record["n_ctx"]
         assert sum(s["tokens"] for s in record["sections"]) == record["prompt_tokens"]
         for item in record["retrieved"]:  # the world's lore, recalled (test_memory*.py)
-            assert set(item) == {"id", "kind", "text", "score", "via"}
+            assert set(item) == {"id", "kind", "text", "score", "via", "section"}
         assert record["timings_ms"]["generate"] >= record["timings_ms"]["ttft"] > 0
         assert record["input"] in record["prompt"]
     # the previous turn is in the next prompt
