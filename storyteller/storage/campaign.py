@@ -146,7 +146,7 @@ class Campaign:
         meta["turns"] = len(story.turns)  # the transcript is the truth, campaign.json may lag
         return cls(path, meta, story.turns, story.head, story.branches)
 
-    def keep_branches(self) -> list[str]:
+    def keep_branches(self) -> list[Branch]:
         """A transcript forked by two writers at once (before the one-writer lock) goes
         on along the line of its last record; each other branch is kept here as a
         checkpoint named after it, and a record says so, so the player is told once.
