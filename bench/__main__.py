@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from bench.common import BENCH_DIR, machine
 
-SUITES = ["speed", "ttft", "coherence", "retrieval", "startup"]
+SUITES = ["speed", "ttft", "coherence", "retrieval", "startup", "soak"]
 
 
 def main(names: list[str]) -> int:

@@ -32,6 +32,8 @@ def campaigns_table(found: list[CampaignInfo]) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in rows]
     lines += [f"! {info.name}: {info.problem}" for info in found if info.problem]
+    lines += [f"* {info.name}: open in another storyteller ({info.open_elsewhere})"
+              for info in found if info.open_elsewhere]
     return "\n".join(strip_control(line) for line in lines)
 
 

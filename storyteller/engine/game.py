@@ -21,6 +21,7 @@ from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.errors import SaveError, StorytellerError
 from storyteller.generation import Narrator, check_max_tokens
 from storyteller.storage.campaign import Campaign
+from storyteller.storage.lock import CampaignLock
 from storyteller.storage.transcript import Turn
 from storyteller.storage.worlds import World
 from storyteller.text import clean_player_input
@@ -32,16 +33,19 @@ if TYPE_CHECKING:
 class Game:
     def __init__(self, campaign: Campaign, narrator: Narrator, settings: Settings,
                  world: World, system_text: str, memory: StoryMemory | None = None,
-                 background: Narrator | None = None, owns_models: bool = False):
+                 background: Narrator | None = None, owns_models: bool = False,
+                 lock: CampaignLock | None = None):
         """`background` does the work behind the player's back (summaries, and the
         memory's note-taking): a second context on the same model keeps the narrator's
-        KV cache for the story."""
+        KV cache for the story. `lock` (the campaign's one-writer lock) is released by
+        close()."""
         check_max_tokens(settings.max_tokens, narrator.n_ctx)
         self.campaign = campaign
         self.world = world
         self.narrator = narrator
         self.memory = memory
         self.owns_models = owns_models  # loaded by open_game: close() frees them
+        self.lock = lock
         self.background = background or narrator
         self.summarizer = Summarizer(
             self.background, settings.prompts_dir, SummaryLog(campaign.path),
@@ -181,15 +185,19 @@ class Game:
             reply.trace.timings_ms["extract"] = round(self.memory.write_ms(reply.turn.number), 3)
 
     def close(self, finish: bool = True) -> None:
-        """Finish (or, with finish=False, cancel) the background work, then free the
-        models this game loaded."""
-        if self.memory:
-            self.memory.close(finish)
-        self.summarizer.settle()
-        if self.owns_models:
-            self.narrator.close()
-            if self.background is not self.narrator:
-                self.background.close()
+        """Finish (or, with finish=False, cancel) the background work, free the models
+        this game loaded, then let another storyteller open the campaign."""
+        try:
+            if self.memory:
+                self.memory.close(finish)
+            self.summarizer.settle()
+            if self.owns_models:
+                self.narrator.close()
+                if self.background is not self.narrator:
+                    self.background.close()
+        finally:
+            if self.lock:
+                self.lock.release()
 
     def _trace(self, turn: Turn, telling: Telling) -> TurnTrace:
         plan = telling.plan

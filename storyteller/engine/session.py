@@ -17,22 +17,35 @@ from storyteller.narrator.registry import (
     with_preset_sampling,
 )
 from storyteller.storage.campaign import WORLD_FILE, Campaign
+from storyteller.storage.lock import CampaignLock, hold_campaign
 from storyteller.storage.names import campaign_path
 from storyteller.storage.schema import CAMPAIGN_FILE, CAMPAIGN_SETTINGS
 from storyteller.storage.worlds import World, read_world_file, read_world_text
 
 
-def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
-    """Resume the campaign, or start it with settings.world. A campaign keeps a copy of
-    the world file it began with, so editing prompts/worlds/ never changes old stories."""
-    if (campaign_path(settings.saves_dir, name) / CAMPAIGN_FILE).exists():
-        return load_campaign(settings, name)
-    world_text = read_world_file(settings.prompts_dir, settings.world)
-    World.from_toml(settings.world, world_text, origin=settings.world)  # validate first
-    campaign = Campaign.create(settings.saves_dir, name, settings.world, world_text,
-                               settings.model)
-    return campaign, World.from_toml(settings.world, world_text,
-                                     origin=str(campaign.path / WORLD_FILE))
+def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World, CampaignLock]:
+    """Resume the campaign, or start it with settings.world, holding its lock (the one
+    writer). A campaign keeps a copy of the world file it began with, so editing
+    prompts/worlds/ never changes old stories. A new campaign's world is checked before
+    anything is written."""
+    path = campaign_path(settings.saves_dir, name)
+    world_text = None
+    if not (path / CAMPAIGN_FILE).exists():
+        world_text = read_world_file(settings.prompts_dir, settings.world)
+        World.from_toml(settings.world, world_text, origin=settings.world)  # validate first
+    lock = hold_campaign(path, create=world_text is not None)
+    try:
+        if (path / CAMPAIGN_FILE).exists():  # under the lock: maybe just made by another
+            campaign, world = load_campaign(settings, name)
+            return campaign, world, lock
+        world_text = world_text or read_world_file(settings.prompts_dir, settings.world)
+        campaign = Campaign.create(settings.saves_dir, name, settings.world, world_text,
+                                   settings.model)
+        return campaign, World.from_toml(settings.world, world_text,
+                                         origin=str(campaign.path / WORLD_FILE)), lock
+    except BaseException:
+        lock.release()
+        raise
 
 
 def load_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
@@ -69,18 +82,27 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
     memory-mapped once; see registry.load_extractor). --extractor-model puts another
     model in that role; 'off' stops extraction. Tests and benchmarks may inject the
     models (an injected narrator does its own background work unless one is given)."""
-    campaign, world = open_campaign(settings, campaign_name)
-    settings = campaign_settings(with_preset_sampling(settings), campaign)
-    loaded = narrator is None
-    if loaded:
-        narrator = load_narrator(settings)
-        background = load_extractor(settings, narrator)
-    background = background or narrator
-    if extractor is None and settings.extractor_model != EXTRACTION_OFF:
-        extractor = background
-    memory = open_memory(settings, campaign, world, narrator, extractor)
-    return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),
-                memory, background=background, owns_models=loaded)
+    campaign, world, lock = open_campaign(settings, campaign_name)
+    try:
+        kept = campaign.keep_branches()  # a transcript forked before the lock existed
+        settings = campaign_settings(with_preset_sampling(settings), campaign)
+        loaded = narrator is None
+        if loaded:
+            narrator = load_narrator(settings)
+            background = load_extractor(settings, narrator)
+        background = background or narrator
+        if extractor is None and settings.extractor_model != EXTRACTION_OFF:
+            extractor = background
+        memory = open_memory(settings, campaign, world, narrator, extractor)
+        game = Game(campaign, narrator, settings, world,
+                    system_prompt(settings.prompts_dir, world), memory, background=background,
+                    owns_models=loaded, lock=lock)
+        if kept:  # what summaries and memory made of the other branch no longer holds
+            game.timeline.rejoin(min(branch.forked_at for branch in kept))
+        return game
+    except BaseException:
+        lock.release()
+        raise
 
 
 def open_memory(settings: Settings, campaign: Campaign, world: World, narrator: Narrator,

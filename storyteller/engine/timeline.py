@@ -37,6 +37,12 @@ class Timeline:
             self.derived.forget_from(undone.number)
         return undone
 
+    def rejoin(self, number: int) -> None:
+        """The derived stores follow the story again from turn `number` on (after a fork
+        was resolved: they may hold the other branch's turns of those numbers)."""
+        self.derived.forget_from(number)
+        self.derived.record([turn for turn in self.turns if turn.number >= number])
+
     def save_checkpoint(self, name: str) -> Path:
         return self.campaign.save_checkpoint(name)
 

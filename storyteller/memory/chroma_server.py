@@ -23,12 +23,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def chroma_server(data_dir: Path, log_path: Path) -> Iterator[str]:
+def chroma_server(data_dir: Path, log_path: Path, port: int | None = None) -> Iterator[str]:
     """Run a server on its own data folder until the block ends (always terminated).
-    Yields its URL; raises RuntimeError with the log's tail if it does not start."""
-    port = free_port()
+    Yields its URL; raises RuntimeError with the log's tail if it does not start. A port
+    may be given (to start a server again where it was)."""
+    port = port or free_port()
     chroma = Path(sys.executable).parent / "chroma"
-    with open(log_path, "wb") as output:
+    with open(log_path, "ab") as output:
         server = subprocess.Popen(
             [str(chroma), "run", "--host", "127.0.0.1", "--port", str(port),
              "--path", str(data_dir)], stdout=output, stderr=subprocess.STDOUT)

@@ -8,6 +8,8 @@ import sys
 
 from storyteller.config import Settings
 from storyteller.storage.campaign import WORLD_FILE, Campaign
+from storyteller.storage.lock import hold_campaign
+from storyteller.storage.names import campaign_path
 from storyteller.storage.worlds import World
 
 
@@ -18,14 +20,17 @@ def reindex_campaign(settings: Settings, name: str) -> int:
     from storyteller.memory.index import MemoryIndex
     from storyteller.memory.story import StoryMemory
 
-    campaign = Campaign.load(settings.saves_dir, name)
-    world = World.from_toml(campaign.meta.get("world", ""), campaign.world_text,
-                            origin=str(campaign.path / WORLD_FILE))
-    index = MemoryIndex.open(campaign.path, settings.memory_url, shared_embedder())
-    memory = StoryMemory(campaign, world, index, extractor=None)
-    with tqdm(desc=f"Reindexing {campaign.name}", unit=" memories", file=sys.stderr) as bar:
-        count = memory.reindex(progress=bar.update, total=lambda n: setattr(bar, "total", n))
-    memory.close()
+    with hold_campaign(campaign_path(settings.saves_dir, name)):
+        campaign = Campaign.load(settings.saves_dir, name)
+        world = World.from_toml(campaign.meta.get("world", ""), campaign.world_text,
+                                origin=str(campaign.path / WORLD_FILE))
+        index = MemoryIndex.open(campaign.path, settings.memory_url, shared_embedder())
+        memory = StoryMemory(campaign, world, index, extractor=None)
+        with tqdm(desc=f"Reindexing {campaign.name}", unit=" memories",
+                  file=sys.stderr) as bar:
+            count = memory.reindex(progress=bar.update,
+                                   total=lambda n: setattr(bar, "total", n))
+        memory.close()
     where = settings.memory_url or campaign.path / "memory"
     print(f"Reindexed {count} memories of {campaign.name} into {where}.")
     return 0

@@ -59,6 +59,7 @@ class StoryMemory:
         self._last_context: tuple[str, object] = ("", None)  # a narration end, embedded
         self._listeners: list[Callable[[], None]] = []
         self._closed = False
+        self._behind = False  # a write failed: the index lags the story until caught up
         self._refresh()
         for turn in campaign.turns:
             self.mentions.note(self.lorebook, turn)
@@ -147,10 +148,14 @@ class StoryMemory:
                 self._refresh()
             self.mentions.forget_from(number)
             restored = [self.state.entries[i] for i in touched if i in self.state.entries]
-        with self._index_lock:
-            self.store.delete([i for i in touched if i not in self.state.entries])
-            self.store.upsert(restored)
-            self.store.delete_events_from(number)
+        try:
+            with self._index_lock:
+                self.store.delete([i for i in touched if i not in self.state.entries])
+                self.store.upsert(restored)
+                self.store.delete_events_from(number)
+        except MemoryIndexError:
+            self._behind = True  # the journal is right; the next write catches the index up
+            raise
 
     def settle(self) -> None:
         """Wait for the background writer (every recorded turn's passages and notes)."""
@@ -159,6 +164,25 @@ class StoryMemory:
     # -- the background writer's job ---------------------------------------------------
 
     def _write(self, job: Job) -> None:
+        """One turn's memory. A write that fails (a memory server gone away) leaves the
+        index behind the story; the next job catches it up first, once it can."""
+        try:
+            if self._behind and self.index_is_stale():
+                self._catch_up()
+            self._behind = False
+            self._write_turn(job)
+        except MemoryIndexError:
+            self._behind = True
+            raise
+
+    def _catch_up(self) -> None:
+        with self._lock:
+            items = list(self.state.entries.values()) + self.live_events()
+        with self._index_lock:
+            self.store.reset()
+            self.store.upsert(items)
+
+    def _write_turn(self, job: Job) -> None:
         turn = job.turn
         if job.index_events:
             with self._index_lock:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from storyteller.errors import SaveError
-from storyteller.storage.durable import append_jsonl, complete_lines, write_atomic
+from storyteller.storage.durable import append_jsonl, complete_lines, rewrite_jsonl, write_atomic
 from storyteller.storage.names import campaign_path, inside, now_iso, unused_path, validate_name
 from storyteller.storage.schema import (
     CAMPAIGN_FILE,
@@ -21,7 +21,14 @@ from storyteller.storage.schema import (
     migrate_meta,
     read_meta,
 )
-from storyteller.storage.transcript import TRANSCRIPT_FILE, Turn, read_transcript
+from storyteller.storage.transcript import (
+    TRANSCRIPT_FILE,
+    Branch,
+    Turn,
+    new_record_id,
+    read_transcript,
+    replay_transcript,
+)
 
 WORLD_FILE = "world.toml"
 CHECKPOINTS_DIR = "checkpoints"
@@ -60,10 +67,14 @@ class CheckpointInfo:
 class Campaign:
     """One campaign folder: metadata, the world it was started with, and its turns."""
 
-    def __init__(self, path: Path, meta: dict, turns: list[Turn]):
+    def __init__(self, path: Path, meta: dict, turns: list[Turn], head: str | None = None,
+                 branches: list[Branch] | None = None):
         self.path = path
         self.meta = meta
         self.turns = turns
+        self.head = head  # the id of the transcript's last record: the next one follows it
+        self.branches = branches or []  # forks found on load, for keep_branches()
+        self.notices: list[str] = []  # for the player when the game opens
         self.last_saved = ""
         self.save_problem = ""  # the last transcript write failed: this is why
         self.meta_problem = ""  # campaign.json could not be updated (the turns are safe)
@@ -130,10 +141,38 @@ class Campaign:
         if not meta_path.exists():
             raise SaveError(f"No campaign named {name!r} in {saves_dir}.")
         meta = read_meta(meta_path)
-        turns = read_transcript(path / TRANSCRIPT_FILE)
-        meta = migrate_meta(meta_path, meta, len(turns))
-        meta["turns"] = len(turns)  # the transcript is the truth, campaign.json may lag
-        return cls(path, meta, turns)
+        story = replay_transcript(path / TRANSCRIPT_FILE)
+        meta = migrate_meta(meta_path, meta, len(story.turns))
+        meta["turns"] = len(story.turns)  # the transcript is the truth, campaign.json may lag
+        return cls(path, meta, story.turns, story.head, story.branches)
+
+    def keep_branches(self) -> list[Branch]:
+        """A transcript forked by two writers at once (before the one-writer lock) goes
+        on along the line of its last record; each other branch is kept here as a
+        checkpoint named after it, and a record says so, so the player is told once.
+        Call it holding the campaign's lock. Returns the branches kept (and adds a
+        notice for each to `notices`)."""
+        kept = []
+        for branch in self.branches:
+            name = unused_path(self.path / CHECKPOINTS_DIR,
+                               f"branch-turn-{branch.forked_at}-{branch.tip[:8]}",
+                               CHECKPOINT_SUFFIX).stem
+            try:
+                self.checkpoint_path(name).parent.mkdir(exist_ok=True)
+                rewrite_jsonl(self.checkpoint_path(name), branch.records)
+            except OSError as error:
+                raise SaveError(f"Cannot keep the story's other branch as checkpoint "
+                                f"{name!r}: {_reason(error)}; nothing was changed, free some "
+                                "disk space and open the campaign again.") from None
+            self._append_record({"type": "branch", "tip": branch.tip, "checkpoint": name,
+                                 "at": now_iso()})
+            kept.append(branch)
+            self.notices.append(
+                f"This story had forked: two storytellers wrote turn {branch.forked_at} at "
+                f"once. It goes on from the turn written last; the other branch "
+                f"({len(branch.turns)} turns) is kept as checkpoint {name!r} (/load {name}).")
+        self.branches = []
+        return kept
 
     def append_turn(self, turn: Turn) -> None:
         """Record a completed turn durably (flushed and fsynced) before returning."""
@@ -204,7 +243,7 @@ class Campaign:
         if not path.is_file():
             known = ", ".join(c.name for c in self.checkpoints()) or "none yet"
             raise SaveError(f"No checkpoint named {path.stem!r}; checkpoints: {known}.")
-        turns = read_transcript(path)  # a broken checkpoint stops here, changing nothing
+        story = replay_transcript(path)  # a broken checkpoint stops here, changing nothing
         text = complete_lines(path.read_bytes()).decode("utf-8")
         kept = unused_path(self.path / CHECKPOINTS_DIR,
                            f"before-load-{datetime.now(UTC):%Y%m%d-%H%M%S}", CHECKPOINT_SUFFIX).stem
@@ -216,7 +255,7 @@ class Campaign:
             raise SaveError(f"Cannot write {self.transcript_path}: {error.strerror}; the "
                                 "story was not changed, free some disk space and try "
                                 "again.") from None
-        self.turns = turns
+        self.turns, self.head = story.turns, story.head
         self._saved()
         self._touch()
         return kept
@@ -230,7 +269,9 @@ class Campaign:
     # -- writing -----------------------------------------------------------------
 
     def _append_record(self, record: dict) -> None:
+        """Append a record that follows the last one (its id and `after` added)."""
         transcript = self.transcript_path
+        record = {**record, "id": new_record_id(), "after": self.head}
         try:
             append_jsonl(transcript, record)
         except OSError as error:
@@ -238,6 +279,7 @@ class Campaign:
             raise SaveError(f"Cannot write {transcript}: {_reason(error)}; the turn was "
                                 "not saved, free some disk space or make the saves "
                                 "directory writable, then try again.") from None
+        self.head = record["id"]
         self._saved()
 
     def _saved(self) -> None:

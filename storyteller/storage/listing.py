@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storyteller.errors import SaveError
+from storyteller.storage.lock import hold_campaign, open_elsewhere
 from storyteller.storage.names import campaign_path
 from storyteller.storage.schema import CAMPAIGN_FILE, read_meta
 from storyteller.storage.transcript import TRANSCRIPT_FILE, read_transcript
@@ -22,6 +23,7 @@ class CampaignInfo:
     last_played: str
     size_bytes: int
     problem: str = ""  # why it cannot be loaded, if it cannot
+    open_elsewhere: str | None = None  # who holds it open ("pid N on HOST"), if anyone
 
 
 def folder_size(path: Path) -> int:
@@ -49,25 +51,27 @@ def list_campaigns(saves_dir: Path) -> list[CampaignInfo]:
             turns = len(read_transcript(folder / TRANSCRIPT_FILE))
             found.append(CampaignInfo(folder.name, str(meta.get("world", "?")), turns,
                                       str(meta.get("updated") or meta.get("created", "")),
-                                      folder_size(folder)))
+                                      folder_size(folder), open_elsewhere=open_elsewhere(folder)))
         except SaveError as error:
             found.append(CampaignInfo(folder.name, "?", 0, "", folder_size(folder),
-                                      problem=str(error)))
+                                      problem=str(error), open_elsewhere=open_elsewhere(folder)))
     return sorted(found, key=lambda info: info.last_played, reverse=True)
 
 
 def delete_campaign(saves_dir: Path, name: str) -> Path:
-    """Remove a campaign folder; only a real campaign folder directly in saves_dir."""
+    """Remove a campaign folder; only a real campaign folder directly in saves_dir, and
+    only while no storyteller has it open (CampaignBusyError)."""
     path = campaign_path(saves_dir, name)
     if path.is_symlink():
         raise SaveError(f"{path} is a link, not a campaign folder; remove it yourself.")
     if not (path / CAMPAIGN_FILE).is_file():
         raise SaveError(f"No campaign named {name!r} in {saves_dir}.")
-    try:
-        shutil.rmtree(path)
-    except OSError as error:
-        raise SaveError(f"Cannot delete {path}: {error.strerror}; check that the saves "
-                            "directory is writable.") from None
+    with hold_campaign(path):
+        try:
+            shutil.rmtree(path)
+        except OSError as error:
+            raise SaveError(f"Cannot delete {path}: {error.strerror}; check that the saves "
+                                "directory is writable.") from None
     return path
 
 

@@ -4,6 +4,9 @@ a backup of the file as it was.
     0  before the field existed: name, world, model, created
     1  + schema_version, updated (= created when migrated), turns (the live turns)
     2  + settings: the campaign's own sampling and content-log settings
+    3  transcript records carry an `id` and the `after` id of the record they follow,
+       so replay follows one line; older records are linked on load (TranscriptLinker)
+       and never rewritten
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from storyteller.errors import SaveError
 from storyteller.storage.durable import write_atomic
 from storyteller.storage.names import unused_path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CAMPAIGN_FILE = "campaign.json"
 # Settings a campaign keeps for itself (the rest comes from flags and the environment).
 CAMPAIGN_SETTINGS = tuple(Tuning.model_fields)
@@ -47,11 +50,15 @@ class _MetaV1(_MetaV0):
     turns: int = Field(ge=0)
 
 
-class CampaignMeta(_MetaV1):
-    """campaign.json as this version writes it."""
-
+class _MetaV2(_MetaV1):
     schema_version: Literal[2]
     settings: CampaignSettings
+
+
+class CampaignMeta(_MetaV2):
+    """campaign.json as this version writes it."""
+
+    schema_version: Literal[3]
 
 
 def _v0_to_v1(meta: dict, live_turns: int) -> dict:
@@ -62,8 +69,63 @@ def _v1_to_v2(meta: dict, live_turns: int) -> dict:
     return {**meta, "schema_version": 2, "settings": {}}
 
 
-SCHEMAS: dict[int, type[BaseModel]] = {0: _MetaV0, 1: _MetaV1, 2: CampaignMeta}
-MIGRATIONS = {0: _v0_to_v1, 1: _v1_to_v2}  # version -> a step to the next version
+def _v2_to_v3(meta: dict, live_turns: int) -> dict:
+    return {**meta, "schema_version": 3}  # the transcript is linked as it is read
+
+
+SCHEMAS: dict[int, type[BaseModel]] = {0: _MetaV0, 1: _MetaV1, 2: _MetaV2, 3: CampaignMeta}
+MIGRATIONS = {0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3}  # version -> a step to the next
+
+
+class TranscriptLinker:
+    """Checks each transcript record's links, in file order, and links records from
+    before schema 3: such a record gets the id `legacy-<position>` (stable: the file is
+    append-only) and follows the latest earlier record it replays after as written (a
+    turn N after a record leaving N-1 live turns, an undo or a retelling of turn N after
+    one leaving N). A transcript forked by two writers before the lock existed (two turns
+    3) so links into two lines, deterministically."""
+
+    def __init__(self):
+        self._live: dict[str, int] = {}  # record id -> live turns after it
+        self._latest: dict[int, str] = {}  # live turns -> the latest record leaving that many
+        self._previous: str | None = None
+
+    def link(self, record: dict) -> dict:
+        if "id" not in record:
+            record = {**record, "id": f"legacy-{len(self._live)}",
+                      "after": self._legacy_parent(record)}
+        record_id, after = record["id"], record.get("after")
+        if not isinstance(record_id, str) or record_id in self._live:
+            raise ValueError(f"duplicate or invalid record id {record_id!r}")
+        if after is not None and after not in self._live:
+            raise ValueError(f"follows an unknown record {after!r}")
+        live = _live_after(record, self._live[after] if after else 0)
+        self._live[record_id] = live
+        self._latest[live] = record_id
+        self._previous = record_id
+        return record
+
+    def _legacy_parent(self, record: dict) -> str | None:
+        if record.get("type") == "undo":
+            wanted = int(record["turn"])
+        elif record.get("replaces"):
+            wanted = int(record["replaces"])
+        else:
+            wanted = int(record["number"]) - 1
+        if wanted in self._latest:
+            return self._latest[wanted]
+        return None if wanted == 0 else self._previous
+
+
+def _live_after(record: dict, live_before: int) -> int:
+    """How many turns are live after a record (as replay plays it: an undo of nothing
+    is nothing, a retelling of nothing is a turn)."""
+    kind = record.get("type")
+    if kind == "undo":
+        return max(live_before - 1, 0)
+    if kind == "turn":
+        return live_before if record.get("replaces") and live_before else live_before + 1
+    return live_before
 
 
 def read_meta(meta_path: Path) -> dict:

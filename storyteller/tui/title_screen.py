@@ -16,6 +16,7 @@ from storyteller.config import Settings
 from storyteller.errors import SaveError, WorldError
 from storyteller.narrator.registry import EMBEDDED
 from storyteller.storage.listing import CampaignInfo, delete_campaign, list_campaigns
+from storyteller.storage.lock import busy_error, open_elsewhere
 from storyteller.storage.names import campaign_path, validate_name
 from storyteller.storage.schema import CAMPAIGN_FILE
 from storyteller.storage.worlds import World, read_world_file, world_names
@@ -102,7 +103,10 @@ class TitleScreen(Screen):
         for summary in self.campaigns:
             world = "(unreadable: delete or repair)" if summary.problem else summary.world
             played = played_at(summary.last_played) if summary.last_played else ""
-            table.add_row(summary.name, world, str(summary.turns), played, key=summary.name)
+            name = summary.name
+            if summary.open_elsewhere:
+                name += f" (open elsewhere: {summary.open_elsewhere})"
+            table.add_row(name, world, str(summary.turns), played, key=summary.name)
         empty = not self.campaigns
         self.query_one("#no-saves", Static).update(
             "No saved campaigns yet: start one on the left." if empty else "")
@@ -155,6 +159,11 @@ class TitleScreen(Screen):
         summary = self.selected()
         if summary is None:
             self.say("No campaign to continue: start a new one.")
+            return
+        folder = campaign_path(self.settings.saves_dir, summary.name)
+        if open_elsewhere(folder):  # asked now: it may have opened or closed since the list
+            self.say(str(busy_error(folder)))
+            self.load_campaigns()
             return
         self.app.start_game(self.settings, summary.name)
 

@@ -35,7 +35,9 @@ def test_history_is_in_the_next_prompt(settings, scripted):
 
 
 def test_resuming_a_campaign_continues_the_turn_numbers(settings):
-    open_game(settings, "quest", ScriptedNarrator()).submit("look")
+    first = open_game(settings, "quest", ScriptedNarrator())
+    first.submit("look")
+    first.close()
     game = open_game(settings, "quest", ScriptedNarrator())
     assert game.submit("wait").turn.number == 2
     assert game.world.title == "The Embers of Emberfall"

@@ -49,7 +49,7 @@ def test_an_older_schema_is_migrated_after_a_backup(tmp_path, version, meta_text
     assert played(campaign) == [(1, "look", "A hall."), (2, "wait", "Time.")]
     assert (folder / f"campaign.json.v{version}.bak").read_text() == meta_text
     meta = json.loads((folder / CAMPAIGN_FILE).read_text())
-    assert meta["schema_version"] == SCHEMA_VERSION == 2
+    assert meta["schema_version"] == SCHEMA_VERSION == 3
     assert meta["settings"] == {key: None for key in meta["settings"]}
     assert meta["turns"] == 2 and meta["created"] == json.loads(meta_text)["created"]
     # version 0 had no `updated`: it starts at `created`; version 1 keeps its own
@@ -279,12 +279,15 @@ def test_content_log_levels(settings, level):
 def test_settings_are_kept_with_the_campaign(settings):
     settings.content_log_level = 2
     settings.temperature = 0.3
-    open_game(settings, "quest", ScriptedNarrator()).submit("look")
+    first = open_game(settings, "quest", ScriptedNarrator())
+    first.submit("look")
+    first.close()
     from storyteller.config import Settings
 
     plain = Settings(saves_dir=settings.saves_dir)
     game = open_game(plain, "quest", ScriptedNarrator())
     assert game.settings.content_log_level == 2 and game.settings.temperature == 0.3
+    game.close()
     louder = Settings(saves_dir=settings.saves_dir, content_log_level=3)
     assert open_game(louder, "quest", ScriptedNarrator()).settings.content_log_level == 3
     stored = json.loads((game.campaign.path / CAMPAIGN_FILE).read_text())["settings"]
@@ -328,11 +331,12 @@ def test_a_bad_saved_setting_is_named_and_unknown_ones_are_kept(settings, files_
     meta = json.loads(meta_path.read_text())
     meta["settings"] |= {"temperature": 9.0}
     meta_path.write_text(json.dumps(meta))
+    game.close()
     from storyteller.config import Settings
 
     plain = Settings(saves_dir=settings.saves_dir)
     with pytest.raises(SaveError, match=r"campaign.json is not a valid campaign file "
-                                        r"\(schema 2, settings.temperature: "):
+                                        r"\(schema 3, settings.temperature: "):
         open_game(plain, "quest", ScriptedNarrator())
     meta["settings"] |= {"temperature": 0.5, "theme": "dark"}  # from a later storyteller
     meta_path.write_text(json.dumps(meta))

@@ -21,6 +21,7 @@ def test_saved_settings_apply_now_and_when_the_campaign_reopens(settings, script
     trace = game.submit("look").trace
     assert trace.max_tokens == 50 and trace.prompt_tokens + 50 <= trace.n_ctx
     assert game.content_log.level == 3
+    game.close()
     again = open_game(settings, "quest", scripted)
     assert again.settings.temperature == 0.4  # not given as a flag: the campaign's applies
     assert again.settings.max_tokens == 40  # given (the fixture sets it): the flag wins

@@ -2,6 +2,9 @@
 narrator (the model is beside the point here) and an in-memory story memory."""
 
 import json
+import socket
+import subprocess
+import sys
 
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Select, Static, TextArea
@@ -129,6 +132,31 @@ async def test_title_screen_deletes_only_after_confirmation(settings):
         assert not (settings.saves_dir / "doomed").exists()
         assert "Deleted doomed" in str(app.screen.query_one("#title-message").render())
         assert app.screen.query_one("#saves", DataTable).row_count == 0
+
+
+async def test_title_screen_marks_a_campaign_open_in_another_process(settings):
+    make_campaign(settings, "busy", turns=[("look", "Dust.")])
+    holder = subprocess.Popen(  # another storyteller holding the campaign, as a game does
+        [sys.executable, "-c", "import sys, time; from storyteller.storage.lock import "
+         "hold_campaign; lock = hold_campaign(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(600)", str(settings.saves_dir / "busy")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        app = make_app(settings, None, ScriptedNarrator())
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one("#saves", DataTable)
+            where = f"pid {holder.pid} on {socket.gethostname()}"
+            assert table.get_row_at(0)[0] == f"busy (open elsewhere: {where})"
+            table.focus()
+            await pilot.press("enter")
+            assert isinstance(app.screen, TitleScreen)  # not continued
+            assert str(app.screen.query_one("#title-message").render()) == (
+                f"Campaign 'busy' is open in another storyteller ({where}): close it there, "
+                "or wait.")
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 async def test_title_screen_lists_a_corrupt_save_instead_of_crashing(settings):
