@@ -60,7 +60,7 @@ def make_campaign(settings, name, world="emberfall", turns=(), updated=None):
     from storyteller.storage.worlds import read_world_file
 
     campaign = Campaign.create(settings.saves_dir, name, world,
-                               read_world_file(settings.prompts_dir, world), "embedded")
+                               read_world_file(settings, world), "embedded")
     for number, (action, narration) in enumerate(turns, start=1):
         campaign.append_turn(Turn(number, action, narration, created="2026-11-20T10:00:00+00:00"))
     if updated:

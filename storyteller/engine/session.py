@@ -23,11 +23,12 @@ from storyteller.storage.worlds import World, read_world_file, read_world_text
 
 
 def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
-    """Resume the campaign, or start it with settings.world. A campaign keeps a copy of
-    the world file it began with, so editing prompts/worlds/ never changes old stories."""
+    """Resume the campaign, or start it with settings.world (shipped or imported). A
+    campaign keeps a copy of the world file it began with, so editing a world never
+    changes old stories."""
     if (campaign_path(settings.saves_dir, name) / CAMPAIGN_FILE).exists():
         return load_campaign(settings, name)
-    world_text = read_world_file(settings.prompts_dir, settings.world)
+    world_text = read_world_file(settings, settings.world)
     World.from_toml(settings.world, world_text, origin=settings.world)  # validate first
     campaign = Campaign.create(settings.saves_dir, name, settings.world, world_text,
                                settings.model)
