@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--campaign", required=True, help="the campaign to export")
     export.add_argument("--format", choices=EXPORT_FORMATS, default="md",
                         help="md: a readable story; json: the story as data; "
-                             "log: the content log")
+                             "log: the content log; sillytavern: a SillyTavern chat (.jsonl)")
     _add_saves_flag(export)
     reindex = commands.add_parser(
         "reindex", help="rebuild a campaign's memory index from its world, memories and "

@@ -253,7 +253,7 @@ async def test_edit_before_any_turn_says_so(settings):
     ("/save", "Every turn is saved as you play. /save NAME keeps a checkpoint"),
     ("/save ../x", "Invalid checkpoint name '../x'"),
     ("/load chapter-1", "No checkpoint named 'chapter-1'"),
-    ("/export pdf", "Usage: /export [md|json|log]"),
+    ("/export pdf", "Usage: /export [md|json|log|sillytavern]"),
     ("/remember", "Usage: /remember"),
     ("/forget no-such-id", "No memory with id 'no-such-id'"),
 ])
