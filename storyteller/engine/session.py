@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import ValidationError
 
 from storyteller.config import Settings
@@ -62,7 +64,19 @@ def campaign_settings(settings: Settings, campaign: Campaign) -> Settings:
 
 def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None,
               extractor: Narrator | None = None, background: Narrator | None = None) -> Game:
-    """Open the campaign first (cheap, and its errors come before a slow model load).
+    """Open the campaign first (cheap, and its errors come before a slow model load),
+    then load the models and the memory (start_game)."""
+    campaign, world = open_campaign(settings, campaign_name)
+    return start_game(settings, campaign, world, narrator, extractor, background)
+
+
+def start_game(settings: Settings, campaign: Campaign, world: World,
+               narrator: Narrator | None = None, extractor: Narrator | None = None,
+               background: Narrator | None = None,
+               on_stage: Callable[[str], None] | None = None) -> Game:
+    """The slow part of opening a game: the models and the story memory of an opened
+    campaign (the terminal app shows the story meanwhile). on_stage hears each part
+    before it loads: "narrator", then "memory".
 
     Without an injected narrator, the model is loaded twice: one context narrates, the
     other (`background`) writes summaries and extracts facts after each turn, so that
@@ -70,15 +84,17 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
     memory-mapped once; see registry.load_extractor). --extractor-model puts another
     model in that role; 'off' stops extraction. Tests and benchmarks may inject the
     models (an injected narrator does its own background work unless one is given)."""
-    campaign, world = open_campaign(settings, campaign_name)
+    stage = on_stage or (lambda name: None)
     settings = campaign_settings(with_preset_sampling(settings), campaign)
     loaded = narrator is None
+    stage("narrator")
     if loaded:
         narrator = load_narrator(settings)
         background = load_extractor(settings, narrator)
     background = background or narrator
     if extractor is None and settings.extractor_model != EXTRACTION_OFF:
         extractor = background
+    stage("memory")
     memory = open_memory(settings, campaign, world, narrator, extractor)
     return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),
                 memory, background=background, owns_models=loaded)
