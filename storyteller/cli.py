@@ -21,7 +21,8 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
     parser.add_argument("--campaign", required=campaign_required,
                         help="campaign to start or resume (a folder in the saves directory); "
                              "without it the game opens on the title screen")
-    parser.add_argument("--world", help="world for a new campaign, from prompts/worlds/")
+    parser.add_argument("--world", help="world for a new campaign, shipped or imported "
+                        "(`storyteller worlds` lists them)")
     parser.add_argument("--model", help="a preset (`storyteller models` lists them), a .gguf "
                         "path, a Hugging Face model folder, or a model name on a server")
     parser.add_argument("--backend", choices=BACKENDS,
@@ -46,6 +47,7 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
                              "summary, 2 key stages, 3 full prompts and outputs (kept with "
                              "the campaign)")
     _add_saves_flag(parser)
+    _add_worlds_flag(parser)
     _add_memory_flags(parser)
     parser.add_argument("--extractor-model",
                         help="model that notes facts after each turn and writes summaries: "
@@ -61,14 +63,39 @@ def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_saves_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--saves-dir", type=Path,
+    # SUPPRESS: a subcommand's unset flag must not overwrite one given before it
+    parser.add_argument("--saves-dir", type=Path, default=argparse.SUPPRESS,
                         help="where campaigns live (default ./saves, or $STORYTELLER_SAVES_DIR)")
+
+
+def _add_worlds_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--worlds-dir", type=Path, default=argparse.SUPPRESS,
+                        help="where imported worlds live (default: worlds/ beside the saves "
+                             "directory, or $STORYTELLER_WORLDS_DIR)")
 
 
 def _add_memory_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-url",
                         help="Chroma server for the story memory, http://HOST:PORT "
                              "(default: an index inside the campaign folder)")
+
+
+def _add_worlds_commands(commands: argparse._SubParsersAction) -> None:
+    worlds = commands.add_parser(
+        "worlds", help="list the worlds a new campaign can start in (shipped and imported); "
+                       "`worlds import FILE` adds one")
+    _add_saves_flag(worlds)
+    _add_worlds_flag(worlds)
+    actions = worlds.add_subparsers(dest="worlds_command", metavar="ACTION")
+    imported = actions.add_parser(
+        "import", help="make a world of a SillyTavern World Info file or character card "
+                       "(JSON or PNG) or a NovelAI lorebook, in the worlds folder")
+    imported.add_argument("file", type=Path, help="the lorebook or card to import")
+    imported.add_argument("--name", help="the world's name (default: from its title)")
+    imported.add_argument("--force", action="store_true",
+                          help="replace an imported world of the same name")
+    _add_saves_flag(imported)
+    _add_worlds_flag(imported)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--script", type=Path, required=True,
                      help="file with one player action or /command per line")
     run.add_argument("--trace", type=Path, help="append one JSON line per turn to this file")
-    commands.add_parser("worlds", help="list the worlds a new campaign can start in")
+    _add_worlds_commands(commands)
     _add_saves_flag(commands.add_parser(
         "campaigns", help="list the campaigns: name, world, turns, last played, size"))
     delete = commands.add_parser("delete", help="delete a campaign (asks first)")
@@ -96,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--campaign", required=True, help="the campaign to export")
     export.add_argument("--format", choices=EXPORT_FORMATS, default="md",
                         help="md: a readable story; json: the story as data; "
-                             "log: the content log")
+                             "log: the content log; sillytavern: a SillyTavern chat (.jsonl)")
     _add_saves_flag(export)
     reindex = commands.add_parser(
         "reindex", help="rebuild a campaign's memory index from its world, memories and "
@@ -110,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Flags that were given override environment variables and defaults."""
-    fields = ("world", "model", "seed", "n_ctx", "n_threads", "saves_dir",
+    fields = ("world", "model", "seed", "n_ctx", "n_threads", "saves_dir", "worlds_dir",
               "content_log_level", "memory_url", "extractor_model", "backend", "base_url",
               "api_key", "n_gpu_layers", "flash_attn", "lora", "device", "dtype",
               *Sampling.model_fields)
@@ -132,15 +159,12 @@ def main(argv: list[str] | None = None) -> int:
             from storyteller.memory.reindex import reindex_campaign
 
             return reindex_campaign(settings, args.campaign)
-        if args.command == "worlds":
-            from storyteller.storage.worlds import world_names
-
-            print("\n".join(world_names(settings.prompts_dir)))
-            return 0
-        if args.command in ("campaigns", "delete", "export"):
+        if args.command in ("campaigns", "delete", "export", "worlds"):
             from storyteller import manage
 
-            return manage.COMMANDS[args.command](settings, args)
+            command = args.command if args.command != "worlds" or not args.worlds_command \
+                else f"worlds {args.worlds_command}"
+            return manage.COMMANDS[command](settings, args)
         if args.command == "models":
             from storyteller.narrator.registry import describe_models
 

@@ -39,6 +39,10 @@ class Settings(Tuning, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STORYTELLER_", extra="ignore")
 
     saves_dir: Path = Field(Path("saves"), description="Where campaigns are stored.")
+    worlds_dir: Path | None = Field(
+        None, description="Where `storyteller worlds import` writes worlds (and where they "
+        "are found beside the shipped ones in prompts/worlds/); default: worlds/ beside "
+        "the saves directory.")
     prompts_dir: Path = Field(
         PROJECT_DIR / "prompts", description="System prompt and worlds/*.toml."
     )
@@ -61,7 +65,8 @@ class Settings(Tuning, BaseSettings):
     device: str = Field("auto", description="transformers device: auto, cpu, cuda, mps.")
     dtype: str = Field("auto", description="transformers dtype: auto, float32, bfloat16, "
                        "float16.")
-    world: str = Field("emberfall", description="World from prompts/worlds/ for new campaigns.")
+    world: str = Field("emberfall", description="World for new campaigns: a shipped one "
+                       "from prompts/worlds/ or an imported one from the worlds folder.")
     n_ctx: int | None = Field(None, ge=256, description="Context size; default: the model's.")
     n_ctx_cap: int = Field(4096, ge=256, description="Upper bound on the default context size.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp.")
@@ -81,3 +86,8 @@ class Settings(Tuning, BaseSettings):
     extractor_model: str | None = Field(
         None, description="Model that notes facts after each turn: like --model, or 'off'; "
                           "default: the narrator's model.")
+
+    @property
+    def user_worlds_dir(self) -> Path:
+        """The player's own (imported) worlds: worlds_dir, else worlds/ beside saves/."""
+        return self.worlds_dir or self.saves_dir.parent / "worlds"

@@ -1,5 +1,5 @@
-"""`storyteller campaigns`, `storyteller delete NAME` and `storyteller export`: managing
-the campaigns in the saves directory from the command line."""
+"""`storyteller campaigns`, `storyteller delete NAME`, `storyteller export` and
+`storyteller worlds [import FILE]`: managing campaigns and worlds from the command line."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import sys
 from storyteller.config import Settings
 from storyteller.engine.session import load_campaign
 from storyteller.storage.export import export_campaign
+from storyteller.storage.interop.importer import import_world
 from storyteller.storage.listing import CampaignInfo, delete_campaign, list_campaigns
 from storyteller.storage.names import campaign_path
+from storyteller.storage.worlds import list_worlds, shipped_world_names
 from storyteller.text import strip_control
 
 
@@ -28,13 +30,18 @@ def campaigns_table(found: list[CampaignInfo]) -> str:
         played = info.last_played.replace("T", " ")[:16] or "?"
         turns = str(info.turns) if not info.problem else "?"
         rows.append((info.name, info.world, turns, played, human_size(info.size_bytes)))
+    problems = [f"! {info.name}: {info.problem}" for info in found if info.problem]
+    problems += [f"* {info.name}: open in another storyteller ({info.open_elsewhere})"
+                 for info in found if info.open_elsewhere]
+    return "\n".join([table(rows), *(strip_control(line) for line in problems)])
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Rows in columns, the first one the header; text from files is shown inert."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
-    lines += [f"! {info.name}: {info.problem}" for info in found if info.problem]
-    lines += [f"* {info.name}: open in another storyteller ({info.open_elsewhere})"
-              for info in found if info.open_elsewhere]
-    return "\n".join(strip_control(line) for line in lines)
+    return "\n".join(strip_control("  ".join(
+        cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        for row in rows)
 
 
 def show_campaigns(settings: Settings, args: argparse.Namespace) -> int:
@@ -71,4 +78,20 @@ def export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"campaigns": show_campaigns, "delete": delete, "export": export}
+def show_worlds(settings: Settings, args: argparse.Namespace) -> int:
+    rows = [(world.name, world.title, "imported" if world.imported else "shipped")
+            for world in list_worlds(settings)]
+    print(table([("NAME", "TITLE", "FROM"), *rows]))
+    return 0
+
+
+def import_world_file(settings: Settings, args: argparse.Namespace) -> int:
+    path = import_world(args.file, settings.user_worlds_dir, args.name, args.force,
+                        reserved=shipped_world_names(settings))
+    print(f"Imported {args.file} as the world {path.stem!r} ({path}); start a campaign in "
+          f"it with `storyteller --world {path.stem} --campaign NAME`, or on the title screen.")
+    return 0
+
+
+COMMANDS = {"campaigns": show_campaigns, "delete": delete, "export": export,
+            "worlds": show_worlds, "worlds import": import_world_file}

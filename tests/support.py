@@ -48,7 +48,8 @@ def memories(count):
 
 
 def full_parts(history=3, memory_count=2, player_input="look", recalled=1, asks=False):
-    return PromptParts(system="You narrate.", opening="It begins.", pinned=["The key is red."],
+    return PromptParts(system="You narrate.", opening="It begins.",
+                       pinned=[PromptMemory("p0", "fact", "The key is red.", 1.0)],
                        summary="Long ago, a storm.",
                        recalled=[PromptMemory("r0", "lore", "the old well is dry", 1.0)][:recalled],
                        history=turns(history), memories=memories(memory_count),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from storyteller.storage.campaign import Campaign
 from storyteller.tui.game_screen import TurnView
@@ -60,10 +61,28 @@ def make_campaign(settings, name, world="emberfall", turns=(), updated=None):
     from storyteller.storage.worlds import read_world_file
 
     campaign = Campaign.create(settings.saves_dir, name, world,
-                               read_world_file(settings.prompts_dir, world), "embedded")
+                               read_world_file(settings, world), "embedded")
     for number, (action, narration) in enumerate(turns, start=1):
         campaign.append_turn(Turn(number, action, narration, created="2026-11-20T10:00:00+00:00"))
     if updated:
         campaign.meta.update(created=updated, updated=updated)
         write_atomic(campaign.path / CAMPAIGN_FILE, json.dumps(campaign.meta))
     return campaign
+
+
+class SlowLoadingScripted:
+    """The scripted backend, loading slowly on purpose: registered under the name
+    'scripted' (registry.BACKEND_FACTORIES), it holds every load until the test releases
+    it, the way a big model keeps the player waiting."""
+
+    def __init__(self):
+        from storyteller.narrator.registry import BACKEND_FACTORIES
+
+        self.load_scripted = BACKEND_FACTORIES["scripted"]
+        self.release = threading.Event()
+        self.loads = 0
+
+    def __call__(self, settings, choice, n_ctx):
+        self.loads += 1
+        assert self.release.wait(timeout=120), "the test never let the narrator load"
+        return self.load_scripted(settings, choice, n_ctx)

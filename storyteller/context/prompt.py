@@ -13,7 +13,8 @@ presses Enter):
     input    (the player's action)
 
 The budget is n_ctx minus the answer's max_tokens minus a small margin. Hard floors:
-the system prompt, pinned facts (up to an eighth of the context) and the input. The
+the system prompt, pinned facts (up to an eighth of the context: one too long for the
+room left is cut at a sentence, like a memory, never left out unseen) and the input. The
 summary and the recalled block are held to their shares; the history is what the
 rolling summary left. An ordinary action's memories get the room left, at most a
 fortieth of the context: every token after the history is read anew on every turn. A
@@ -80,7 +81,7 @@ class PromptParts:
     system: str
     player_input: str
     opening: str = ""
-    pinned: list[str] = field(default_factory=list)
+    pinned: list[PromptMemory] = field(default_factory=list)  # in their stable order
     summary: str = ""
     recalled: list[PromptMemory] = field(default_factory=list)  # the scene's, best first
     history: list[Turn] = field(default_factory=list)
@@ -122,7 +123,7 @@ def compose(parts: PromptParts) -> list[Message]:
     if parts.opening:
         system.append(Part("system", f"\n\nThe story begins:\n{parts.opening}"))
     if parts.pinned:
-        facts = "\n".join(f"- {fact}" for fact in parts.pinned)
+        facts = "\n".join(memory.line for memory in parts.pinned)
         system.append(Part("pinned", f"\n\n{PINNED_HEADER}\n{facts}"))
     if parts.summary:
         system.append(Part("summary", f"\n\n{SUMMARY_HEADER}\n{parts.summary}"))
@@ -187,8 +188,8 @@ def build_prompt(narrator: Narrator, parts: PromptParts, budget: Budget) -> Prom
     count = narrator.count_tokens
     dropped = dict.fromkeys(SECTION_ORDER, 0)
     notices: list[str] = []
-    parts.pinned, dropped["pinned"] = _fit_lines(parts.pinned, count,
-                                                 budget.n_ctx // PINNED_FRACTION)
+    parts.pinned, dropped["pinned"] = _fit_pinned(parts.pinned, count,
+                                                  budget.n_ctx // PINNED_FRACTION)
     if dropped["pinned"]:
         notices.append(f"{dropped['pinned']} pinned facts did not fit the prompt; /memory "
                        "lists them, /forget ID drops one.")
@@ -265,6 +266,17 @@ def fit_memories(memories: list[PromptMemory], count: Counter, room: int,
     return kept, len(memories) - len(kept)
 
 
+def _fit_pinned(pinned: list[PromptMemory], count: Counter, room: int,
+                ) -> tuple[list[PromptMemory], int]:
+    """fit_memories, the shortest facts tried first: a long one (a character card's
+    description) is cut to the room the others leave instead of pushing them out. They
+    are shown in their own order, so the prompt's front stays the same from turn to turn."""
+    kept, dropped = fit_memories(sorted(pinned, key=lambda memory: count(memory.line)),
+                                 count, room)
+    fitted = {memory.id: memory for memory in kept}
+    return [fitted[memory.id] for memory in pinned if memory.id in fitted], dropped
+
+
 def _trimmed(memory: PromptMemory, count: Counter, room: int) -> PromptMemory | None:
     """The memory cut to its first sentences that fit (a past turn keeps its action)."""
     sentences = split_sentences(memory.text)
@@ -274,18 +286,6 @@ def _trimmed(memory: PromptMemory, count: Counter, room: int) -> PromptMemory | 
             return cut
         sentences.pop()
     return None
-
-
-def _fit_lines(lines: list[str], count: Counter, cap: int) -> tuple[list[str], int]:
-    """The lines, in order, while they fit the cap (pinned facts keep their order, so the
-    prompt's front stays the same from turn to turn)."""
-    kept, used = [], 0
-    for line in lines:
-        tokens = count(line) + 2
-        if used + tokens <= cap:
-            kept.append(line)
-            used += tokens
-    return kept, len(lines) - len(kept)
 
 
 def _turn_tokens(turn: Turn, count: Counter) -> int:

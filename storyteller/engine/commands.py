@@ -129,8 +129,9 @@ def _load(context: CommandContext) -> Reply:
     return context.game.load_checkpoint(context.argument)
 
 
-@command("/export", "write the story to exports/ as Markdown and JSON (or: /export md|json|log)",
-         usage="/export [md|json|log]", argument="optional")
+@command("/export", "write the story to exports/ as Markdown and JSON (or: /export "
+         f"{'|'.join(EXPORT_FORMATS)})", usage=f"/export [{'|'.join(EXPORT_FORMATS)}]",
+         argument="optional")
 @_answer_errors
 def _export(context: CommandContext) -> Reply:
 

@@ -131,7 +131,8 @@ class TurnPipeline:
         if recall is None:
             return []
         parts = plan.parts
-        sections = {"pinned": [item for item in recall.pinned if item.text in parts.pinned],
+        pinned = {memory.id for memory in parts.pinned}
+        sections = {"pinned": [item for item in recall.pinned if item.entry.id in pinned],
                     "recalled": self.block.items, "memories": recall.memories}
         shown = {"recalled": {m.id for m in parts.recalled},
                  "memories": {m.id for m in parts.memories}}
@@ -166,7 +167,7 @@ class TurnPipeline:
                             recalled=self.block.memories(), history=shown,
                             player_input=player_input)
         if recall:
-            parts.pinned = [item.text for item in recall.pinned]
+            parts.pinned = [prompt_memory(item) for item in recall.pinned]
             parts.asks_about_the_past = recall.asks_about_the_past
             parts.memories = [prompt_memory(item) for item in recall.memories
                               if item.needed or recall.asks_about_the_past]

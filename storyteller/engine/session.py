@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import ValidationError
 
 from storyteller.config import Settings
@@ -24,21 +26,21 @@ from storyteller.storage.worlds import World, read_world_file, read_world_text
 
 
 def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World, CampaignLock]:
-    """Resume the campaign, or start it with settings.world, holding its lock (the one
-    writer). A campaign keeps a copy of the world file it began with, so editing
-    prompts/worlds/ never changes old stories. A new campaign's world is checked before
+    """Resume the campaign, or start it with settings.world (shipped or imported), holding
+    its lock (the one writer). A campaign keeps a copy of the world file it began with, so
+    editing a world never changes old stories. A new campaign's world is checked before
     anything is written."""
     path = campaign_path(settings.saves_dir, name)
     world_text = None
     if not (path / CAMPAIGN_FILE).exists():
-        world_text = read_world_file(settings.prompts_dir, settings.world)
+        world_text = read_world_file(settings, settings.world)
         World.from_toml(settings.world, world_text, origin=settings.world)  # validate first
     lock = hold_campaign(path, create=world_text is not None)
     try:
         if (path / CAMPAIGN_FILE).exists():  # under the lock: maybe just made by another
             campaign, world = load_campaign(settings, name)
             return campaign, world, lock
-        world_text = world_text or read_world_file(settings.prompts_dir, settings.world)
+        world_text = world_text or read_world_file(settings, settings.world)
         campaign = Campaign.create(settings.saves_dir, name, settings.world, world_text,
                                    settings.model)
         return campaign, World.from_toml(settings.world, world_text,
@@ -74,7 +76,19 @@ def campaign_settings(settings: Settings, campaign: Campaign) -> Settings:
 
 def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None = None,
               extractor: Narrator | None = None, background: Narrator | None = None) -> Game:
-    """Open the campaign first (cheap, and its errors come before a slow model load).
+    """Open the campaign first (cheap, and its errors come before a slow model load),
+    then load the models and the memory (start_game)."""
+    campaign, world, lock = open_campaign(settings, campaign_name)
+    return start_game(settings, campaign, world, lock, narrator, extractor, background)
+
+
+def start_game(settings: Settings, campaign: Campaign, world: World, lock: CampaignLock,
+               narrator: Narrator | None = None, extractor: Narrator | None = None,
+               background: Narrator | None = None,
+               on_stage: Callable[[str], None] | None = None) -> Game:
+    """The slow part of opening a game: the models and the story memory of an opened
+    campaign (the terminal app shows the story meanwhile). on_stage hears each part
+    before it loads: "narrator", then "memory".
 
     Without an injected narrator, the model is loaded twice: one context narrates, the
     other (`background`) writes summaries and extracts facts after each turn, so that
@@ -82,17 +96,19 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
     memory-mapped once; see registry.load_extractor). --extractor-model puts another
     model in that role; 'off' stops extraction. Tests and benchmarks may inject the
     models (an injected narrator does its own background work unless one is given)."""
-    campaign, world, lock = open_campaign(settings, campaign_name)
+    stage = on_stage or (lambda name: None)
     try:
         kept = campaign.keep_branches()  # a transcript forked before the lock existed
         settings = campaign_settings(with_preset_sampling(settings), campaign)
         loaded = narrator is None
+        stage("narrator")
         if loaded:
             narrator = load_narrator(settings)
             background = load_extractor(settings, narrator)
         background = background or narrator
         if extractor is None and settings.extractor_model != EXTRACTION_OFF:
             extractor = background
+        stage("memory")
         memory = open_memory(settings, campaign, world, narrator, extractor)
         game = Game(campaign, narrator, settings, world,
                     system_prompt(settings.prompts_dir, world), memory, background=background,

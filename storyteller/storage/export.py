@@ -1,5 +1,6 @@
-"""Exports: the story as a readable Markdown file or as JSON, and the content log, written
-to saves/<campaign>/exports/. Exports are copies; the transcript stays the original."""
+"""Exports: the story as a readable Markdown file, as JSON or as a SillyTavern chat, and
+the content log, written to saves/<campaign>/exports/. Exports are copies; the
+transcript stays the original."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from pathlib import Path
 from storyteller.errors import SaveError
 from storyteller.storage.campaign import EXPORTS_DIR, Campaign
 from storyteller.storage.durable import read_jsonl, write_atomic
+from storyteller.storage.interop.sillytavern import write_chat
 from storyteller.storage.names import unused_path
 from storyteller.storage.worlds import World
 from storyteller.text import strip_control
 
-EXPORT_FORMATS = ("md", "json", "log")
-EXPORT_SUFFIX = {"md": ".md", "json": ".json", "log": ".log.jsonl"}
+EXPORT_FORMATS = ("md", "json", "log", "sillytavern")
+EXPORT_SUFFIX = {"md": ".md", "json": ".json", "log": ".log.jsonl",
+                 "sillytavern": ".sillytavern.jsonl"}
+CHAT_USER_NAME = "You"  # the player, in a SillyTavern chat; the world's title speaks
 JSON_EXPORT_VERSION = 1
 
 
@@ -42,6 +46,13 @@ def story_json(campaign: Campaign, world: World) -> str:
     return json.dumps(story, indent=2, ensure_ascii=False) + "\n"
 
 
+def story_chat(campaign: Campaign, world: World) -> str:
+    """The story as a SillyTavern chat: the opening is the world's first message, then
+    each turn is the player's message and the narration's."""
+    return write_chat([(turn.input, turn.output) for turn in campaign.turns], world.opening,
+                      CHAT_USER_NAME, world.title)
+
+
 def content_log_jsonl(campaign: Campaign) -> str:
     return "".join(json.dumps(record, ensure_ascii=False) + "\n"
                    for record in read_jsonl(campaign.content_log_path))
@@ -52,7 +63,7 @@ def export_campaign(campaign: Campaign, world: World, fmt: str) -> Path:
     if fmt not in EXPORT_FORMATS:
         raise SaveError(f"Unknown export format {fmt!r}; use one of "
                             f"{', '.join(EXPORT_FORMATS)}.")
-    render = {"md": story_markdown, "json": story_json,
+    render = {"md": story_markdown, "json": story_json, "sillytavern": story_chat,
               "log": lambda campaign, world: content_log_jsonl(campaign)}[fmt]
     text = render(campaign, world)
     folder = campaign.path / EXPORTS_DIR

@@ -1,4 +1,5 @@
-"""Worlds: the TOML files in prompts/worlds/ (and a campaign's own world.toml).
+"""Worlds: the TOML files shipped in prompts/worlds/, the player's own in the worlds
+folder (`storyteller worlds import` writes them there), and a campaign's world.toml.
 
 A world has a title, a setting (the premise, in the system prompt), an opening scene
 (and optional other `openings`), and lore: [[characters]], [[locations]], [[items]],
@@ -17,6 +18,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from storyteller.config import Settings
 from storyteller.errors import WorldError
 
 LORE_TABLES = {"characters": "character", "locations": "location", "items": "item",
@@ -98,15 +100,60 @@ def _first_problem(error: Exception) -> str:
     return str(error)
 
 
-def world_names(prompts_dir: Path) -> list[str]:
-    return sorted(path.stem for path in (prompts_dir / "worlds").glob("*.toml"))
+@dataclass(frozen=True)
+class WorldListing:
+    """A world a new campaign can start in, as the world lists show it."""
+
+    name: str
+    title: str  # INVALID_TITLE when the file does not load
+    path: Path
+    imported: bool  # from the player's worlds folder, not shipped in prompts/worlds/
 
 
-def read_world_file(prompts_dir: Path, name: str) -> str:
-    if name not in world_names(prompts_dir):
+INVALID_TITLE = "(invalid world file)"
+
+
+def world_folders(settings: Settings) -> tuple[Path, Path]:
+    """Where worlds are found: the shipped ones, then the player's imported ones."""
+    return settings.prompts_dir / "worlds", settings.user_worlds_dir
+
+
+def world_files(settings: Settings) -> dict[str, Path]:
+    """Every world file by name. A shipped world's name is never taken by an imported
+    one (the import refuses it); a file put there by hand under such a name is hidden."""
+    found: dict[str, Path] = {}
+    for folder in world_folders(settings):
+        for path in sorted(folder.glob("*.toml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def world_names(settings: Settings) -> list[str]:
+    return sorted(world_files(settings))
+
+
+def shipped_world_names(settings: Settings) -> list[str]:
+    return sorted(path.stem for path in world_folders(settings)[0].glob("*.toml"))
+
+
+def list_worlds(settings: Settings) -> list[WorldListing]:
+    """Every world, shipped and imported, by name, with its title."""
+    listed = []
+    for name, path in sorted(world_files(settings).items()):
+        try:
+            title = World.from_toml(name, read_world_text(path), str(path)).title
+        except WorldError:
+            title = INVALID_TITLE
+        listed.append(WorldListing(name, title, path, path.parent != world_folders(settings)[0]))
+    return listed
+
+
+def read_world_file(settings: Settings, name: str) -> str:
+    path = world_files(settings).get(name)
+    if path is None:
         raise WorldError(f"No world named {name!r}; choose one of: "
-                            f"{', '.join(world_names(prompts_dir)) or 'none found'}.")
-    return read_world_text(prompts_dir / "worlds" / f"{name}.toml")
+                         f"{', '.join(world_names(settings)) or 'none found'}.")
+    return read_world_text(path)
 
 
 def read_world_text(path: Path) -> str:

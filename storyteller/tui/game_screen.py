@@ -7,6 +7,7 @@ messages (chunk, done, cancelled, failed) back; the handlers update the widgets.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from textual import on, work
@@ -20,10 +21,12 @@ from textual.widgets import Footer, Header, LoadingIndicator, Markdown, Static
 from storyteller.config import Settings
 from storyteller.engine.game import Game
 from storyteller.engine.reply import Reply, TurnCancelled
-from storyteller.engine.session import open_game
+from storyteller.engine.session import open_campaign, start_game
 from storyteller.errors import StorytellerError
 from storyteller.generation import Narrator
+from storyteller.storage.campaign import Campaign
 from storyteller.storage.transcript import Turn
+from storyteller.storage.worlds import World
 from storyteller.tui.help_screen import HelpScreen
 from storyteller.tui.inspector import PromptInspector
 from storyteller.tui.memory_browser import MemoryBrowser
@@ -49,6 +52,20 @@ class TurnView(Vertical):
     @property
     def markdown(self) -> Markdown:
         return self.query_one(".narration", Markdown)
+
+
+@dataclass
+class CampaignOpened(Message):
+    """The story can be shown: the models are still loading."""
+
+    campaign: Campaign
+    world: World
+
+
+@dataclass
+class LoadingStage(Message):
+    stage: str  # "narrator" or "memory" (session.start_game)
+    seconds: float  # since the loading began
 
 
 @dataclass
@@ -107,6 +124,7 @@ class GameScreen(Screen):
         self.pending: TurnView | None = None
         self.stream = None
         self.last_reply: Reply | None = None  # the last narrated turn, for the inspector
+        self.waiting_action = ""  # sent before the models were loaded: played once they are
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -129,43 +147,63 @@ class GameScreen(Screen):
 
     @work(thread=True, exclusive=True, group="loader", exit_on_error=False)
     def load_game(self) -> None:
+        """The campaign first, shown at once (its opening is plain text), then the
+        models and the memory, which take seconds."""
+        started = time.perf_counter()
         try:
-            game = open_game(self.settings, self.campaign_name, self.injected_narrator)
+            campaign, world, lock = open_campaign(self.settings, self.campaign_name)
+            self.post_message(CampaignOpened(campaign, world))
+            game = start_game(self.settings, campaign, world, lock, self.injected_narrator,
+                              on_stage=lambda stage: self.post_message(LoadingStage(
+                                  stage, time.perf_counter() - started)))
         except StorytellerError as error:
             self.post_message(GameFailed(str(error)))
         else:
             self.post_message(GameLoaded(game))
 
+    async def on_campaign_opened(self, message: CampaignOpened) -> None:
+        await self.query("#loading").remove()
+        await self._show_story(message.campaign, message.world)
+        self.sub_title = message.world.title
+        action = self.query_one("#action", ActionInput)
+        action.disabled = False  # typing may begin; Enter waits for the narrator
+        action.focus()
+
+    def on_loading_stage(self, message: LoadingStage) -> None:
+        what = {"narrator": f"the narrator ({self.settings.model})",
+                "memory": "the story memory"}[message.stage]
+        self.query_one("#status", StatusBar).update(
+            f"Loading {what}… ({message.seconds:.1f} s)")
+
     async def on_game_loaded(self, message: GameLoaded) -> None:
         game = message.game
         self.app.games.append(game)
-        await self.query_one("#loading").remove()
-        await self._show_story(game)
-        self.sub_title = game.world.title
-        action = self.query_one("#action", ActionInput)
-        action.disabled = False
-        action.focus()
         self.game = game  # the screen is ready once the game is set (tests wait on it)
         self.refresh_panel()
         game.on_background_change(lambda: self.post_message(MemoryChanged()))
         self._show_status("ready")
         for notice in game.campaign.notices:
             self.notify(notice, severity="warning", timeout=30)
+        action = self.query_one("#action", ActionInput)
+        if self.waiting_action and action.value.strip() == self.waiting_action:
+            await self._act(action, self.waiting_action)  # sent while the models loaded
+        self.waiting_action = ""
 
     def on_memory_changed(self, message: MemoryChanged) -> None:
         self.refresh_panel()
 
-    async def _show_story(self, game: Game) -> None:
+    async def _show_story(self, campaign: Campaign, world: World) -> None:
         """The opening and every turn; after /load, the story of the checkpoint."""
         log = self.query_one("#log", Vertical)
         await log.remove_children()
-        views = [TurnView("", game.world.opening)]
-        views += [TurnView(t.input, t.output, t.number) for t in game.campaign.turns]
+        views = [TurnView("", world.opening)]
+        views += [TurnView(t.input, t.output, t.number) for t in campaign.turns]
         await log.mount_all(views)
         self.query_one("#story", VerticalScroll).anchor()
 
     async def on_game_failed(self, message: GameFailed) -> None:
-        await self.query_one("#loading").remove()
+        await self.query("#loading").remove()
+        self.query_one("#action", ActionInput).disabled = True
         await self.query_one("#log").mount(Static(message.error, classes="error", markup=False))
         self.query_one("#status", StatusBar).update(
             "Could not start: see the message above. Ctrl+Q quits.")
@@ -178,13 +216,18 @@ class GameScreen(Screen):
         if not text:
             return
         if self.game is None:
-            self.notify("The narrator is still loading; your text stays in the input line.")
+            self.waiting_action = text
+            self.notify("The narrator is still loading: your action goes as soon as it is "
+                        "ready (it stays in the input line until then).")
             return
         if self.narrating:
             self.notify("The narrator is still speaking: wait, or press Esc to stop it.")
             return
-        event.input.remember(text)
-        event.input.value = ""
+        await self._act(event.input, text)
+
+    async def _act(self, action: ActionInput, text: str) -> None:
+        action.remember(text)
+        action.value = ""
         # follow the story again: a scroll (even at the bottom) stops the log following it
         self.query_one("#story", VerticalScroll).anchor()
         if text.startswith("/"):
@@ -289,7 +332,7 @@ class GameScreen(Screen):
         self.pending = None
         self.narrating = False
         if reply.loaded_checkpoint:
-            await self._show_story(self.game)
+            await self._show_story(self.game.campaign, self.game.world)
         for notice in reply.notices:
             self.notify(notice, severity="warning")
         if reply.message:

@@ -13,13 +13,13 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from storyteller.config import Settings
-from storyteller.errors import SaveError, WorldError
+from storyteller.errors import SaveError
 from storyteller.narrator.registry import EMBEDDED
 from storyteller.storage.listing import CampaignInfo, delete_campaign, list_campaigns
 from storyteller.storage.lock import busy_error, open_elsewhere
 from storyteller.storage.names import campaign_path, validate_name
 from storyteller.storage.schema import CAMPAIGN_FILE
-from storyteller.storage.worlds import World, read_world_file, world_names
+from storyteller.storage.worlds import list_worlds
 from storyteller.tui.dialogs import ConfirmScreen
 
 
@@ -41,14 +41,9 @@ def model_choices(settings: Settings) -> list[tuple[str, str]]:
 
 
 def world_choices(settings: Settings) -> list[tuple[str, str]]:
-    choices = []
-    for name in world_names(settings.prompts_dir):
-        try:
-            title = World.from_toml(name, read_world_file(settings.prompts_dir, name), name).title
-        except WorldError:
-            title = "(invalid world file)"
-        choices.append((title, name))
-    return choices
+    """Shipped and imported worlds alike, by title; an imported one says so."""
+    return [(f"{world.title} (imported)" if world.imported else world.title, world.name)
+            for world in list_worlds(settings)]
 
 
 class TitleScreen(Screen):
@@ -141,8 +136,8 @@ class TitleScreen(Screen):
             return
         world = self.query_one("#new-world", Select).value
         if not isinstance(world, str):
-            self.say(f"No world to start in: add a world file to "
-                     f"{self.settings.prompts_dir / 'worlds'}/.")
+            self.say("No world to start in: `storyteller worlds import FILE` adds one to "
+                     f"{self.settings.user_worlds_dir}/.")
             return
         model = self.query_one("#new-model", Select).value
         self.app.start_game(self.settings.model_copy(update={"world": world, "model": model}),

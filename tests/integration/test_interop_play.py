@@ -6,6 +6,7 @@ import shutil
 
 from interop_support import REPO, SHARED
 
+from storyteller.context.prompt import PINNED_FRACTION, split_sentences
 from storyteller.engine.session import open_game
 from storyteller.narrator.scripted import ScriptedNarrator
 from storyteller.storage.interop.importer import import_world
@@ -44,5 +45,22 @@ def test_the_seraphina_card_opens_her_scene_with_her_pinned(settings, tmp_path):
         assert "You wake with a start" in reply.trace.prompt  # the opening
         assert "lore-glade" in recalled_by_keyword(reply)
         assert "This is my forest glade, a haven of safety" in reply.trace.prompt
+    finally:
+        game.close()
+
+
+def test_seraphinas_long_pinned_entry_is_cut_at_a_sentence_not_left_out(settings, tmp_path):
+    game = game_in(settings, tmp_path, SHARED / "default_Seraphina.png", "glade-run")
+    try:
+        entry = game.memory.state.entries["character-seraphina"]
+        sentences = [" ".join(s.split()) for s in split_sentences(entry.text)]
+        room = game.narrator.n_ctx // PINNED_FRACTION
+        assert game.narrator.count_tokens(entry.text) > room  # too long to go in whole
+        reply = game.submit("I look around the glade.")
+        game.settle(reply)
+        pinned = [item for item in reply.trace.retrieved if item["section"] == "pinned"]
+        assert [item["id"] for item in pinned] == ["character-seraphina"]
+        assert sentences[0] in reply.trace.prompt and sentences[-1] not in reply.trace.prompt
+        assert not any("pinned" in notice for notice in reply.notices)
     finally:
         game.close()

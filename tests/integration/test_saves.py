@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from storyteller import cli
 from storyteller.context.summary import Summary
 from storyteller.engine.session import open_game
 from storyteller.errors import SaveError
 from storyteller.narrator.scripted import ScriptedNarrator
 from storyteller.storage.campaign import Campaign
 from storyteller.storage.durable import read_jsonl
+from storyteller.storage.interop.sillytavern import read_chat
 from storyteller.storage.listing import delete_campaign, list_campaigns
 from storyteller.storage.schema import CAMPAIGN_FILE, SCHEMA_VERSION
 from storyteller.storage.transcript import TRANSCRIPT_FILE, Turn, read_transcript
@@ -254,6 +256,32 @@ def test_export_writes_a_readable_story_and_json(settings):
     game.submit("/export md")
     assert len(list((game.campaign.path / "exports").glob("*.md"))) == 2  # never overwritten
     assert "not a format" in game.submit("/export pdf").message
+
+
+def test_a_sillytavern_export_of_a_played_campaign_reads_back_to_the_same_turns(settings,
+                                                                               capsys):
+    replies = ["The door opens on a hall of ash.", "«Wer da?» calls a voice.",
+               "Rain falls on the anvil.", "The smith nods, once."]
+    game = open_game(settings, "quest", ScriptedNarrator(replies=replies))
+    for line in ("open the door", "call out", "/retry", "listen", "/undo", "wait by the forge"):
+        game.submit(line)
+    game.close()
+    assert cli.main(["export", "--campaign", "quest", "--format", "sillytavern",
+                     "--saves-dir", str(settings.saves_dir)]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.parent == settings.saves_dir / "quest" / "exports"
+    assert path.name.endswith(".sillytavern.jsonl")
+    header, *messages = [json.loads(line) for line in path.read_text().splitlines()]
+    assert set(header) == {"user_name", "character_name", "create_date", "chat_metadata"}
+    assert header["chat_metadata"] == {} and header["character_name"] == game.world.title
+    assert all(set(m) == {"name", "is_user", "is_system", "send_date", "mes", "extra"}
+               and m["is_system"] is False and m["extra"] == {} for m in messages)
+    campaign = Campaign.load(settings.saves_dir, "quest")
+    chat = read_chat(path)
+    assert chat.turns == [(turn.input, turn.output) for turn in campaign.turns]
+    assert [turn for turn, _ in chat.turns] == ["open the door", "call out", "wait by the forge"]
+    assert chat.opening == game.world.opening
+    assert (chat.user_name, chat.character_name) == ("You", game.world.title)
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3])

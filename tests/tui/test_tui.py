@@ -1,17 +1,15 @@
 """The terminal app, driven by Textual's Pilot. The scripted narrator stands in for the
 model in pure UI tests; one test plays with the real embedded model."""
 
-import threading
 
 from textual.widgets import Input, LoadingIndicator, Static
-from tui_support import narrations, play, status, wait_until
+from tui_support import SlowLoadingScripted, actions, narrations, play, status, wait_until
 
-from storyteller.engine.session import open_game
+from storyteller.narrator import registry
 from storyteller.narrator.scripted import ScriptedNarrator
 from storyteller.storage.campaign import Campaign
-from storyteller.tui import game_screen
 from storyteller.tui.app import make_app
-from storyteller.tui.game_screen import TurnView
+from storyteller.tui.game_screen import GameScreen, TurnView
 
 
 async def test_typing_an_action_streams_narration_into_the_story(settings):
@@ -29,22 +27,30 @@ async def test_typing_an_action_streams_narration_into_the_story(settings):
     assert Campaign.load(settings.saves_dir, "quest").turns[0].input == "look into the well"
 
 
-async def test_the_screen_shows_loading_before_the_model_is_ready(settings, monkeypatch):
-    model_loaded = threading.Event()
-
-    def slow_open_game(*args):
-        model_loaded.wait(timeout=30)
-        return open_game(*args)
-
-    monkeypatch.setattr(game_screen, "open_game", slow_open_game)
-    app = make_app(settings, "quest", ScriptedNarrator())
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
+async def test_after_start_the_opening_shows_before_a_slow_loading_narrator_is_ready(
+        settings, monkeypatch):
+    slow = SlowLoadingScripted()
+    monkeypatch.setitem(registry.BACKEND_FACTORIES, "scripted", slow)
+    settings.backend = "scripted"  # loaded by name, not injected: the app waits for it
+    app = make_app(settings, None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.screen.query_one("#new-name", Input).value = "quest"
+        await pilot.pause()
+        await pilot.click("#new-start")
+        await wait_until(pilot, lambda: isinstance(app.screen, GameScreen)
+                         and "Maren Holt" in "".join(narrations(app)))  # the opening
+        assert app.screen.game is None and slow.loads == 1  # the narrator is still loading
         assert "Loading the narrator" in status(app)
-        assert app.screen.query(LoadingIndicator)
-        model_loaded.set()
-        await wait_until(pilot, lambda: app.screen.game is not None)
-        assert "ready" in status(app)
+        assert not app.screen.query(LoadingIndicator)
+        await play(pilot, "look into the well")  # typing is accepted meanwhile
+        assert app.screen.query_one("#action", Input).value == "look into the well"
+        slow.release.set()
+        await wait_until(pilot, lambda: app.screen.game is not None
+                         and app.screen.game.campaign.turns and not app.screen.narrating)
+        await pilot.pause()
+        assert actions(app) == ["> look into the well"]  # it went once the narrator was up
+        assert app.screen.query_one("#action", Input).value == ""
+    assert Campaign.load(settings.saves_dir, "quest").turns[0].input == "look into the well"
 
 
 async def test_escape_cancels_and_puts_the_action_back(settings):

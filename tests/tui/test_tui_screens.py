@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from interop_support import SHARED
 from textual.widgets import DataTable, Input, OptionList, Select, Static, TextArea
 from tui_support import (
     actions,
@@ -25,6 +26,7 @@ from storyteller.engine.commands import COMMANDS, Command
 from storyteller.engine.game import Reply
 from storyteller.narrator.scripted import ScriptedNarrator
 from storyteller.storage.campaign import Campaign
+from storyteller.storage.interop.importer import import_world
 from storyteller.tui import app as tui_app
 from storyteller.tui.app import DARK_THEME, LIGHT_THEME, make_app
 from storyteller.tui.dialogs import ConfirmScreen
@@ -33,7 +35,7 @@ from storyteller.tui.help_screen import HelpScreen
 from storyteller.tui.inspector import PromptInspector
 from storyteller.tui.memory_browser import MemoryBrowser
 from storyteller.tui.settings_screen import SettingsScreen
-from storyteller.tui.title_screen import TitleScreen
+from storyteller.tui.title_screen import TitleScreen, world_choices
 from storyteller.tui.widgets import ActionInput, SidePanel
 
 SIZE = (100, 30)
@@ -82,6 +84,24 @@ async def test_title_screen_starts_a_new_campaign_in_the_chosen_world(settings):
         assert isinstance(app.screen, GameScreen)
         assert app.screen.game.world.name == "lanternsea"
     assert Campaign.load(settings.saves_dir, "sea quest").meta["world"] == "lanternsea"
+
+
+async def test_title_screen_starts_a_campaign_in_an_imported_world_at_once(settings):
+    imported = import_world(SHARED / "Eldoria.json", settings.user_worlds_dir, name="eldoria")
+    app = make_app(settings, None, ScriptedNarrator())
+    async with app.run_test(size=SIZE) as pilot:
+        choices = dict((value, label) for label, value in world_choices(settings))
+        assert choices["eldoria"].endswith("(imported)") and "emberfall" in choices
+        worlds = app.screen.query_one("#new-world", Select)
+        worlds.value = "eldoria"  # refused unless it is one of the options
+        app.screen.query_one("#new-name", Input).value = "woods"
+        await pilot.pause()
+        await pilot.click("#new-start")
+        await game_ready(pilot)
+        assert app.screen.game.world.name == "eldoria"
+        assert "Shadowfang" in " ".join(entry.text for entry in app.screen.game.world.lore)
+    saved = Campaign.load(settings.saves_dir, "woods")
+    assert saved.meta["world"] == "eldoria" and saved.world_text == imported.read_text()
 
 
 @pytest.mark.parametrize(("name", "hint"), [("../escape", "Invalid campaign name"),
@@ -281,7 +301,7 @@ async def test_edit_before_any_turn_says_so(settings):
     ("/save", "Every turn is saved as you play. /save NAME keeps a checkpoint"),
     ("/save ../x", "Invalid checkpoint name '../x'"),
     ("/load chapter-1", "No checkpoint named 'chapter-1'"),
-    ("/export pdf", "Usage: /export [md|json|log]"),
+    ("/export pdf", "Usage: /export [md|json|log|sillytavern]"),
     ("/remember", "Usage: /remember"),
     ("/forget no-such-id", "No memory with id 'no-such-id'"),
 ])

@@ -77,6 +77,32 @@ def test_a_memory_too_long_for_the_room_left_is_cut_at_a_sentence_and_the_next_t
     assert len(plan.rendered) + 40 + SAFETY_MARGIN <= 300
 
 
+def test_a_pinned_fact_too_long_for_its_room_is_cut_at_a_sentence_the_others_kept():
+    narrator = ScriptedNarrator(n_ctx=1024)  # pinned facts: at most 1024 // 8 words
+    first = PromptMemory("first", "plot", "The key is red.", 1.0)
+    long_one = PromptMemory("long", "character", " ".join(
+        f"Seraphina knows secret number {i}." for i in range(60)), 1.0)
+    last = PromptMemory("last", "plot", "The well is dry.", 1.0)
+    parts = PromptParts("You narrate.", "look", pinned=[first, long_one, last])
+    plan = fit(narrator, parts, 40)
+    assert [memory.id for memory in plan.parts.pinned] == ["first", "long", "last"]
+    cut = plan.parts.pinned[1].text
+    assert cut.startswith("Seraphina knows secret number 0.") and cut.endswith(".")
+    assert len(cut) < len(long_one.text)
+    assert section(plan, "pinned").dropped == 0 and not plan.notices
+    assert 1024 // 8 - 10 < section(plan, "pinned").tokens <= 1024 // 8 + 6  # + its header
+    assert "The well is dry." in plan.rendered.text
+
+
+def test_a_pinned_fact_without_a_sentence_that_fits_is_left_out_with_a_notice():
+    narrator = ScriptedNarrator(n_ctx=1024)
+    endless = PromptMemory("endless", "plot", "word " * 400, 1.0)
+    parts = PromptParts("You narrate.", "look", pinned=[endless])
+    plan = fit(narrator, parts, 40)
+    assert plan.parts.pinned == [] and section(plan, "pinned").dropped == 1
+    assert plan.notices and "1 pinned facts did not fit" in plan.notices[0]
+
+
 def test_the_recalled_block_is_held_to_its_share():
     narrator = ScriptedNarrator(n_ctx=2048)
     parts = full_parts(history=0, memory_count=0)

@@ -12,6 +12,7 @@ import binascii
 import json
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,11 +44,12 @@ MAX_SLUG = 48
 
 
 def import_world(path: Path, worlds_dir: Path, name: str | None = None,
-                 force: bool = False) -> Path:
+                 force: bool = False, reserved: Collection[str] = ()) -> Path:
     """Convert the file and write it as <worlds_dir>/<name>.toml (by default name is a
     slug of the world's title); the path written. The world is loaded back, lore and
     all, before it is written, and written atomically; an existing world is replaced
-    only with force. Any problem raises WorldError (one line) and writes nothing."""
+    only with force, a reserved name (a shipped world's) never. Any problem raises
+    WorldError (one line) and writes nothing."""
     path, worlds_dir = Path(path), Path(worlds_dir)
     try:
         draft = read_draft(path)
@@ -58,6 +60,9 @@ def import_world(path: Path, worlds_dir: Path, name: str | None = None,
         raise WorldError(f"Cannot import {one_line(path)}: it is nested too deeply.") from None
     world_name = _world_name(name, draft.title)
     _check_loads(world_name, text, path)
+    if world_name in reserved:
+        raise WorldError(f"{world_name!r} is the name of a world that ships with storyteller; "
+                         "import with another --name.")
     target = worlds_dir / f"{world_name}.toml"
     if target.exists() and not force:
         raise WorldError(f"A world named {world_name!r} is already in {one_line(worlds_dir)}; "
