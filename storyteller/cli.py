@@ -105,7 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_saves_flag(reindex)
     _add_memory_flags(reindex)
     commands.add_parser("models", help="list the model presets: present or missing, size, RAM")
+    _add_import_command(commands)
     return parser
+
+
+def _add_import_command(commands) -> None:
+    story = commands.add_parser(
+        "import", help="a new campaign from a story told elsewhere: a JSONL of "
+                       "{\"input\", \"output\"} turns, a SillyTavern chat (.jsonl) or a "
+                       "storyteller JSON export (told by the content)")
+    story.add_argument("--campaign", required=True, help="the new campaign's name")
+    story.add_argument("--world", help="world the story goes on in, from prompts/worlds/ "
+                                       "(default: the default world)")
+    _add_saves_flag(story)
+    _add_memory_flags(story)
+    story.add_argument("file", type=Path, help="the story file")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -132,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
             from storyteller.memory.reindex import reindex_campaign
 
             return reindex_campaign(settings, args.campaign)
+        if args.command == "import":
+            from storyteller.engine.story_import import import_story
+
+            print(import_story(settings, args.campaign, args.file))
+            return 0
         if args.command == "worlds":
             from storyteller.storage.worlds import world_names
 

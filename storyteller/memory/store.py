@@ -78,8 +78,10 @@ class MemoryStore:
 
     @classmethod
     def open(cls, campaign_folder: Path, url: str | None, embedder: MiniLMEmbedder,
-             ) -> MemoryStore:
-        return cls(connect(campaign_folder, url), collection_name(campaign_folder), embedder)
+             index_root: Path | None = None) -> MemoryStore:
+        """index_root: the folder holding the embedded index (default: the campaign's)."""
+        return cls(connect(index_root or campaign_folder, url), collection_name(campaign_folder),
+                   embedder)
 
     def _open_collection(self):
         from chromadb.errors import NotFoundError
