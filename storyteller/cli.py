@@ -106,7 +106,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_memory_flags(reindex)
     commands.add_parser("models", help="list the model presets: present or missing, size, RAM")
     _add_import_command(commands)
+    _add_prompt_command(commands)
     return parser
+
+
+def _add_prompt_command(commands) -> None:
+    prompt = commands.add_parser(
+        "prompt", help="show the prompt the next turn would be told from, for TEXT or each "
+                       "line of --file, without playing (changes nothing on disk)")
+    prompt.add_argument("--campaign", required=True, help="the campaign to look into")
+    _add_saves_flag(prompt)
+    _add_memory_flags(prompt)
+    prompt.add_argument("--n-ctx", type=int, help="context size in tokens for the budget "
+                                                  "(default: the model's)")
+    prompt.add_argument("--model", help="the model whose tokenizer and chat template count "
+                                        "(like the game's --model; its weights are not needed)")
+    prompt.add_argument("--json", action="store_true",
+                        help="one JSON line per input: input, prompt, prompt_tokens, "
+                             "evaluated_tokens, sections, retrieved")
+    given = prompt.add_mutually_exclusive_group(required=True)
+    given.add_argument("--file", type=Path, help="one input a line, each shown in turn")
+    given.add_argument("text", nargs="?", help="the player's input")
 
 
 def _add_import_command(commands) -> None:
@@ -151,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
 
             print(import_story(settings, args.campaign, args.file))
             return 0
+        if args.command == "prompt":
+            from storyteller.engine.preview import preview_prompts
+            from storyteller.headless import read_script
+
+            inputs = read_script(args.file) if args.file else [args.text]
+            return preview_prompts(settings, args.campaign, inputs, args.json)
         if args.command == "worlds":
             from storyteller.storage.worlds import world_names
 
