@@ -22,12 +22,13 @@ class MemoryIndex:
 
     @classmethod
     def open(cls, campaign_folder: Path, memory_url: str | None, embedder,
-             index_root: Path | None = None) -> MemoryIndex:
+             index_root: Path | None = None, read_only: bool = False) -> MemoryIndex:
         """index_root: where the index files are, if not in the campaign folder (a copy
-        of them, which nothing done with it can change in the campaign)."""
+        of them, which nothing done with it can change in the campaign); read_only: the
+        vector collection is not created or replaced."""
         from storyteller.memory.store import INDEX_FOLDER, MemoryStore
 
-        vectors = MemoryStore.open(campaign_folder, memory_url, embedder, index_root)
+        vectors = MemoryStore.open(campaign_folder, memory_url, embedder, index_root, read_only)
         return cls(vectors, LexicalIndex.open(index_root or campaign_folder, INDEX_FOLDER))
 
     def upsert(self, entries: Iterable[MemoryEntry],

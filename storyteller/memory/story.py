@@ -107,7 +107,7 @@ class StoryMemory:
         embedder = shared_embedder()
         embedder.warm_up()
         index = MemoryIndex.open(campaign.path, memory_url, embedder,
-                                 index_root=None if memory_url else snapshot)
+                                 index_root=None if memory_url else snapshot, read_only=True)
         memory = cls(campaign, world, index, extractor=None)
         if memory.index_is_stale():
             memory.close()

@@ -4,6 +4,7 @@ tokenizer, or the scripted backend where play is compared)."""
 
 import hashlib
 import json
+import shutil
 
 from storyteller.cli import main
 from storyteller.engine.session import open_game
@@ -98,3 +99,13 @@ def test_a_campaign_that_does_not_exist_is_one_line(settings, capsys):
     assert prompt_cli(settings, "nowhere", "hello") == 2
     error = capsys.readouterr().err.strip()
     assert "nowhere" in error and "\n" not in error
+
+
+def test_an_index_that_does_not_match_the_story_is_refused_not_rebuilt(settings, capsys):
+    folder = played(settings, "ford")
+    shutil.rmtree(folder / "memory")
+    before = every_file(folder)
+    assert prompt_cli(settings, "ford", "hello") == 2
+    error = capsys.readouterr().err.strip()
+    assert "storyteller reindex --campaign ford" in error and "\n" not in error
+    assert every_file(folder) == before and not (folder / "memory").exists()
