@@ -32,6 +32,7 @@ class PromptPreview:
     retrieved: list[dict]
     evaluated_tokens: int  # not shared with the previous prompt's start: a cache evaluates these
     budget: Budget
+    first: bool = True  # no input before this one
 
     @property
     def prompt_tokens(self) -> int:
@@ -51,14 +52,16 @@ class PromptPreview:
         lines = [rule, f"Prompt for: {strip_control(self.input)}", rule,
                  strip_control(self.plan.rendered.text), rule,
                  f"{self.prompt_tokens} of {self.budget.prompt_limit} tokens (n_ctx "
-                 f"{self.budget.n_ctx}, {self.budget.max_tokens} kept for the answer); "
-                 f"{self.evaluated_tokens} not shared with the previous prompt"]
+                 f"{self.budget.n_ctx}, {self.budget.max_tokens} kept for the answer)"
+                 + ("" if self.first else f"; {self.evaluated_tokens} to evaluate after the "
+                                          "previous input's prompt")]
         for section in self.plan.sections:
             dropped = f"  ({section.dropped} left out to fit)" if section.dropped else ""
             lines.append(f"  {section.name:<9}{section.tokens:>6} tokens{dropped}")
-        for item in self.retrieved:
-            lines.append(f"  recalled into {item['section']}: {item['id']} ({item['via']}, "
-                         f"score {item['score']})")
+        if self.retrieved:
+            lines.append("What memory put in:")
+        lines += [f"  {item['section']:<9}{item['id']} ({item['via']}, score {item['score']})"
+                  for item in self.retrieved]
         lines += [f"  ! {strip_control(notice)}" for notice in self.plan.notices]
         return "\n".join(lines)
 
@@ -92,9 +95,9 @@ class PromptPreviewer:
         plan, recall, _ = self.pipeline.plan(history, self.campaign.next_turn_number, text)
         tokens = plan.rendered.tokens
         shared = _common_prefix(self._previous, tokens)
-        self._previous = tokens
+        first, self._previous = not self._previous, tokens
         return PromptPreview(text, plan, self.pipeline.retrieved(plan, recall),
-                             len(plan.rendered) - shared, self.pipeline.budget)
+                             len(plan.rendered) - shared, self.pipeline.budget, first)
 
     def close(self) -> None:
         if self.memory is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -26,6 +27,8 @@ from storyteller.narrator.template import (
     render_transcript,
     tokenize_pieces,
 )
+
+COUNT_CACHE = 8192  # texts whose token counts are kept
 
 
 @contextlib.contextmanager
@@ -75,6 +78,9 @@ class LlamaCppNarrator:
         self._stop_strings = [] if self._template else TRANSCRIPT_STOP
         self._lock = threading.Lock()  # a Llama context serves one generation at a time
         self.vocab_only = vocab_only
+        # Each prompt is fitted by counting the same turns and memories again: a count is
+        # a pure function of the text.
+        self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
 
     def _trained_context(self, llama_class) -> int:
         with _quiet_stderr():
@@ -93,6 +99,9 @@ class LlamaCppNarrator:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=first, special=trusted)
 
     def count_tokens(self, text: str) -> int:
+        return self._count(text)
+
+    def _count_uncached(self, text: str) -> int:
         return len(self._tokenize(text, trusted=False, first=False))
 
     def render(self, messages: list[Message]) -> RenderedPrompt:
