@@ -43,7 +43,7 @@ class PromptPreview:
             "input": self.input, "prompt": self.plan.rendered.text,
             "prompt_tokens": self.prompt_tokens, "evaluated_tokens": self.evaluated_tokens,
             "sections": {section.name: section.tokens for section in self.plan.sections},
-            "retrieved": self.retrieved}, ensure_ascii=False)
+            "retrieved": self.retrieved})  # ASCII: printable whatever the terminal's encoding
 
     def describe(self) -> str:
         """The prompt as the model gets it, then its sections, what was left out and what
