@@ -132,7 +132,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_saves_flag(reindex)
     _add_memory_flags(reindex)
     commands.add_parser("models", help="list the model presets: present or missing, size, RAM")
+    _add_import_command(commands)
+    _add_prompt_command(commands)
     return parser
+
+
+def _add_prompt_command(commands) -> None:
+    prompt = commands.add_parser(
+        "prompt", help="show the prompt the next turn would be told from, for TEXT or each "
+                       "line of --file, without playing (changes nothing on disk)")
+    prompt.add_argument("--campaign", required=True, help="the campaign to look into")
+    _add_saves_flag(prompt)
+    _add_memory_flags(prompt)
+    prompt.add_argument("--n-ctx", type=int, help="context size in tokens for the budget "
+                                                  "(default: the model's)")
+    prompt.add_argument("--model", help="the model whose tokenizer and chat template count "
+                                        "(like the game's --model; its weights are not needed)")
+    prompt.add_argument("--json", action="store_true",
+                        help="one JSON line per input: input, prompt, prompt_tokens, "
+                             "evaluated_tokens, sections, retrieved")
+    given = prompt.add_mutually_exclusive_group(required=True)
+    given.add_argument("--file", type=Path, help="one input a line, each shown in turn")
+    given.add_argument("text", nargs="?", help="the player's input")
+
+
+def _add_import_command(commands) -> None:
+    story = commands.add_parser(
+        "import", help="a new campaign from a story told elsewhere: a JSONL of "
+                       "{\"input\", \"output\"} turns, a SillyTavern chat (.jsonl) or a "
+                       "storyteller JSON export (told by the content)")
+    story.add_argument("--campaign", required=True, help="the new campaign's name")
+    story.add_argument("--world", help="world the story goes on in, from prompts/worlds/ "
+                                       "(default: the default world)")
+    _add_saves_flag(story)
+    _add_memory_flags(story)
+    story.add_argument("file", type=Path, help="the story file")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -159,6 +193,17 @@ def main(argv: list[str] | None = None) -> int:
             from storyteller.memory.reindex import reindex_campaign
 
             return reindex_campaign(settings, args.campaign)
+        if args.command == "import":
+            from storyteller.engine.story_import import import_story
+
+            print(import_story(settings, args.campaign, args.file))
+            return 0
+        if args.command == "prompt":
+            from storyteller.engine.preview import preview_prompts
+            from storyteller.headless import read_script
+
+            inputs = read_script(args.file) if args.file else [args.text]
+            return preview_prompts(settings, args.campaign, inputs, args.json)
         if args.command in ("campaigns", "delete", "export", "worlds"):
             from storyteller import manage
 

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from storyteller.config import Settings
-from storyteller.context.summary import Summarizer, SummaryLog, Watermarks
 from storyteller.engine.commands import run_command
 from storyteller.engine.content_log import ContentLog
 from storyteller.engine.derived import DerivedStores
-from storyteller.engine.pipeline import Telling, TurnPipeline
+from storyteller.engine.pipeline import Telling, turn_pipeline
 from storyteller.engine.reply import ChunkCallback, Reply
 from storyteller.engine.timeline import Timeline
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
@@ -47,14 +46,9 @@ class Game:
         self.owns_models = owns_models  # loaded by open_game: close() frees them
         self.lock = lock
         self.background = background or narrator
-        self.summarizer = Summarizer(
-            self.background, settings.prompts_dir, SummaryLog(campaign.path),
-            turns=lambda: campaign.turns, caps=lambda: self.pipeline.summary_caps(),
-            watermarks=Watermarks(settings.summary_high_watermark,
-                                  settings.summary_low_watermark),
-            seed=settings.seed or 0)
-        self.pipeline = TurnPipeline(narrator, settings, world, system_text, self.summarizer,
-                                     memory)
+        self.pipeline = turn_pipeline(campaign, narrator, self.background, settings, world,
+                                      system_text, memory)
+        self.summarizer = self.pipeline.summarizer
         stores = [self.summarizer] + ([memory] if memory else [])
         self.timeline = Timeline(campaign, DerivedStores(stores))
         self.content_log = ContentLog(campaign.content_log_path, settings.content_log_level)

@@ -19,7 +19,7 @@ from storyteller.context.prompt import (
     build_prompt,
 )
 from storyteller.context.scaffold import ScaffoldFilter
-from storyteller.context.summary import Summarizer
+from storyteller.context.summary import Summarizer, SummaryLog, Watermarks
 from storyteller.engine.block import RecalledBlock, prompt_memory
 from storyteller.engine.guard import guarded_answer
 from storyteller.engine.reply import ChunkCallback, TurnCancelled
@@ -30,7 +30,7 @@ from storyteller.storage.worlds import World
 if TYPE_CHECKING:
     from storyteller.memory.recall import Recall
     from storyteller.memory.story import StoryMemory
-
+    from storyteller.storage.campaign import Campaign
 
 
 @dataclass
@@ -210,6 +210,21 @@ class TurnPipeline:
             return random.randrange(2**31)
         draw = attempt + 10 * self._retries.get(turn_number, 0)
         return (self.settings.seed * 1_000_003 + turn_number * 101 + draw) % 2**31
+
+
+def turn_pipeline(campaign: Campaign, narrator: Narrator, background: Narrator,
+                  settings: Settings, world: World, system_text: str,
+                  memory: StoryMemory | None) -> TurnPipeline:
+    """The campaign's turn pipeline and its summarizer (`background` writes the
+    summaries): what a game tells its turns with, and `storyteller prompt` shows."""
+    pipeline: TurnPipeline | None = None
+    summarizer = Summarizer(
+        background, settings.prompts_dir, SummaryLog(campaign.path),
+        turns=lambda: campaign.turns, caps=lambda: pipeline.summary_caps(),
+        watermarks=Watermarks(settings.summary_high_watermark, settings.summary_low_watermark),
+        seed=settings.seed or 0)
+    pipeline = TurnPipeline(narrator, settings, world, system_text, summarizer, memory)
+    return pipeline
 
 
 def _ms_since(started: float) -> float:

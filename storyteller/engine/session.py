@@ -50,9 +50,10 @@ def open_campaign(settings: Settings, name: str) -> tuple[Campaign, World, Campa
         raise
 
 
-def load_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
+def load_campaign(settings: Settings, name: str,
+                  read_only: bool = False) -> tuple[Campaign, World]:
     """An existing campaign and its world; never creates one."""
-    campaign = Campaign.load(settings.saves_dir, name)
+    campaign = Campaign.load(settings.saves_dir, name, read_only)
     world_path = campaign.path / WORLD_FILE
     world_text = read_world_text(world_path)
     return campaign, World.from_toml(campaign.meta.get("world", ""), world_text,
@@ -62,6 +63,14 @@ def load_campaign(settings: Settings, name: str) -> tuple[Campaign, World]:
 def campaign_settings(settings: Settings, campaign: Campaign) -> Settings:
     """The campaign keeps its own sampling and content-log settings: they apply unless a
     flag or environment variable sets them now, and what applies is saved back."""
+    effective = settings_in_force(settings, campaign)
+    campaign.update_settings({key: getattr(effective, key) for key in CAMPAIGN_SETTINGS})
+    return effective
+
+
+def settings_in_force(settings: Settings, campaign: Campaign) -> Settings:
+    """The settings with the campaign's own where no flag or variable sets them now;
+    nothing is written."""
     stored = {key: value for key, value in campaign.settings.items()
               if key in CAMPAIGN_SETTINGS and key not in settings.model_fields_set}
     try:
@@ -70,7 +79,6 @@ def campaign_settings(settings: Settings, campaign: Campaign) -> Settings:
     except ValidationError as error:
         raise SaveError(f"{campaign.path / CAMPAIGN_FILE} holds an invalid setting "
                             f"({error.errors()[0]['loc'][0]}); fix or remove it.") from None
-    campaign.update_settings({key: getattr(effective, key) for key in CAMPAIGN_SETTINGS})
     return effective
 
 

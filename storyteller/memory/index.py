@@ -21,11 +21,15 @@ class MemoryIndex:
         self.words = words
 
     @classmethod
-    def open(cls, campaign_folder: Path, memory_url: str | None, embedder) -> MemoryIndex:
+    def open(cls, campaign_folder: Path, memory_url: str | None, embedder,
+             index_root: Path | None = None, read_only: bool = False) -> MemoryIndex:
+        """index_root: where the index files are, if not in the campaign folder (a copy
+        of them, which nothing done with it can change in the campaign); read_only: the
+        vector collection is not created or replaced."""
         from storyteller.memory.store import INDEX_FOLDER, MemoryStore
 
-        vectors = MemoryStore.open(campaign_folder, memory_url, embedder)
-        return cls(vectors, LexicalIndex.open(campaign_folder, INDEX_FOLDER))
+        vectors = MemoryStore.open(campaign_folder, memory_url, embedder, index_root, read_only)
+        return cls(vectors, LexicalIndex.open(index_root or campaign_folder, INDEX_FOLDER))
 
     def upsert(self, entries: Iterable[MemoryEntry],
                progress: Callable[[int], None] | None = None) -> None:

@@ -14,23 +14,31 @@ from storyteller.storage.worlds import World
 
 
 def reindex_campaign(settings: Settings, name: str) -> int:
+    with hold_campaign(campaign_path(settings.saves_dir, name)):
+        campaign = Campaign.load(settings.saves_dir, name)
+        world = World.from_toml(campaign.meta.get("world", ""), campaign.world_text,
+                                origin=str(campaign.path / WORLD_FILE))
+        count = build_index(campaign, world, settings.memory_url,
+                            f"Reindexing {campaign.name}")
+    where = settings.memory_url or campaign.path / "memory"
+    print(f"Reindexed {count} memories of {campaign.name} into {where}.")
+    return 0
+
+
+def build_index(campaign: Campaign, world: World, memory_url: str | None, label: str) -> int:
+    """Rebuild the campaign's memory index from its sources, with a progress bar on
+    stderr: embedded in batches, at about the embedder's own speed. Returns the number
+    of entries indexed."""
     from tqdm import tqdm
 
     from storyteller.memory.embedder import shared_embedder
     from storyteller.memory.index import MemoryIndex
     from storyteller.memory.story import StoryMemory
 
-    with hold_campaign(campaign_path(settings.saves_dir, name)):
-        campaign = Campaign.load(settings.saves_dir, name)
-        world = World.from_toml(campaign.meta.get("world", ""), campaign.world_text,
-                                origin=str(campaign.path / WORLD_FILE))
-        index = MemoryIndex.open(campaign.path, settings.memory_url, shared_embedder())
-        memory = StoryMemory(campaign, world, index, extractor=None)
-        with tqdm(desc=f"Reindexing {campaign.name}", unit=" memories",
-                  file=sys.stderr) as bar:
-            count = memory.reindex(progress=bar.update,
-                                   total=lambda n: setattr(bar, "total", n))
+    index = MemoryIndex.open(campaign.path, memory_url, shared_embedder())
+    memory = StoryMemory(campaign, world, index, extractor=None)
+    try:
+        with tqdm(desc=label, unit=" memories", file=sys.stderr) as bar:
+            return memory.reindex(progress=bar.update, total=lambda n: setattr(bar, "total", n))
+    finally:
         memory.close()
-    where = settings.memory_url or campaign.path / "memory"
-    print(f"Reindexed {count} memories of {campaign.name} into {where}.")
-    return 0

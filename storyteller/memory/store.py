@@ -70,16 +70,21 @@ def connect(campaign_folder: Path, url: str | None):
 
 
 class MemoryStore:
-    def __init__(self, client, name: str, embedder: MiniLMEmbedder):
+    def __init__(self, client, name: str, embedder: MiniLMEmbedder, read_only: bool = False):
+        """read_only: the collection is never created or replaced (a missing or
+        mismatched one is a MemoryIndexError); the caller does not write to it either."""
         self.client = client
         self.name = name
         self.embedder = embedder
+        self.read_only = read_only
         self.collection = self._guard(self._open_collection)
 
     @classmethod
     def open(cls, campaign_folder: Path, url: str | None, embedder: MiniLMEmbedder,
-             ) -> MemoryStore:
-        return cls(connect(campaign_folder, url), collection_name(campaign_folder), embedder)
+             index_root: Path | None = None, read_only: bool = False) -> MemoryStore:
+        """index_root: the folder holding the embedded index (default: the campaign's)."""
+        return cls(connect(index_root or campaign_folder, url), collection_name(campaign_folder),
+                   embedder, read_only)
 
     def _open_collection(self):
         from chromadb.errors import NotFoundError
@@ -87,11 +92,15 @@ class MemoryStore:
         try:
             collection = self.client.get_collection(self.name, embedding_function=None)
         except NotFoundError:
-            pass
-        else:
+            collection = None
+        if collection is not None:
             recorded = collection.metadata or {}
             if all(recorded.get(key) == value for key, value in self._metadata().items()):
                 return collection
+        if self.read_only:
+            raise MemoryIndexError(f"The memory index {self.name} is missing or was made "
+                                   "with another embedding model; run `storyteller reindex`.")
+        if collection is not None:
             self.client.delete_collection(self.name)  # other vectors: start over
         return self.client.create_collection(
             self.name, embedding_function=None, metadata=self._metadata(),

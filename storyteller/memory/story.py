@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storyteller.errors import MemoryIndexError
@@ -82,6 +83,36 @@ class StoryMemory:
         last = campaign.turns[-1] if campaign.turns else None
         if extractor and last and last.number not in memory.state.extracted:
             memory.writer.add(last, index_events=False)
+        return memory
+
+    @classmethod
+    def open_read_only(cls, campaign: Campaign, world: World, memory_url: str | None,
+                       snapshot: Path) -> StoryMemory:
+        """The memory to read, never to write: an embedded index is read from a copy in
+        the folder `snapshot` (whatever Chroma does on opening cannot touch the campaign),
+        no notes are taken, and an index that does not hold what the sources say is
+        refused, not rebuilt."""
+        import shutil
+
+        from storyteller.memory.embedder import shared_embedder
+        from storyteller.memory.index import MemoryIndex
+        from storyteller.memory.store import INDEX_FOLDER
+
+        stale = MemoryIndexError(f"The memory index of {campaign.name} does not match its "
+                                 "story; run `storyteller reindex --campaign "
+                                 f"{campaign.name}` first.")
+        if not memory_url:
+            if not (campaign.path / INDEX_FOLDER).is_dir():
+                raise stale
+            shutil.copytree(campaign.path / INDEX_FOLDER, snapshot / INDEX_FOLDER)
+        embedder = shared_embedder()
+        embedder.warm_up()
+        index = MemoryIndex.open(campaign.path, memory_url, embedder,
+                                 index_root=None if memory_url else snapshot, read_only=True)
+        memory = cls(campaign, world, index, extractor=None)
+        if memory.index_is_stale():
+            memory.close()
+            raise stale
         return memory
 
     # -- state --------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -26,6 +27,8 @@ from storyteller.narrator.template import (
     render_transcript,
     tokenize_pieces,
 )
+
+COUNT_CACHE = 8192  # texts whose token counts are kept
 
 
 @contextlib.contextmanager
@@ -45,7 +48,10 @@ def _quiet_stderr():
 class LlamaCppNarrator:
     def __init__(self, model_path: Path, n_ctx: int | None = None, n_ctx_cap: int = 4096,
                  n_threads: int | None = None, n_gpu_layers: int = 0, flash_attn: bool = False,
-                 lora: Path | None = None):
+                 lora: Path | None = None, vocab_only: bool = False):
+        """vocab_only: the tokenizer and chat template without the weights, for prompts
+        that are built and never told (`storyteller prompt`): loads in a fraction of a
+        second and cannot generate."""
         from llama_cpp import Llama  # heavy: imported only when a model is loaded
 
         self.model_path = Path(model_path)
@@ -59,8 +65,8 @@ class LlamaCppNarrator:
                     n_ctx=n_ctx or min(self._trained_context(Llama), n_ctx_cap),
                     n_threads=n_threads or max(os.cpu_count() or 1, 1),
                     n_gpu_layers=n_gpu_layers, flash_attn=flash_attn,
-                    lora_path=str(lora) if lora else None,
-                    verbose=False,
+                    lora_path=str(lora) if lora and not vocab_only else None,
+                    vocab_only=vocab_only, verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as error:
             hint = ("check the --lora adapter matches this model" if lora else
@@ -71,6 +77,10 @@ class LlamaCppNarrator:
         self._template = self._llm.metadata.get("tokenizer.chat_template")
         self._stop_strings = [] if self._template else TRANSCRIPT_STOP
         self._lock = threading.Lock()  # a Llama context serves one generation at a time
+        self.vocab_only = vocab_only
+        # Each prompt is fitted by counting the same turns and memories again: a count is
+        # a pure function of the text.
+        self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
 
     def _trained_context(self, llama_class) -> int:
         with _quiet_stderr():
@@ -89,6 +99,9 @@ class LlamaCppNarrator:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=first, special=trusted)
 
     def count_tokens(self, text: str) -> int:
+        return self._count(text)
+
+    def _count_uncached(self, text: str) -> int:
         return len(self._tokenize(text, trusted=False, first=False))
 
     def render(self, messages: list[Message]) -> RenderedPrompt:
@@ -120,6 +133,9 @@ class LlamaCppNarrator:
         import llama_cpp
         from llama_cpp.llama_grammar import LlamaGrammar
 
+        if self.vocab_only:
+            raise ModelError(f"{self.model_id} was loaded for its tokenizer only; it cannot "
+                             "narrate.")
         grammar = None
         if json_schema is not None:
             with _quiet_stderr():

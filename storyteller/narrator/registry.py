@@ -220,8 +220,24 @@ BACKEND_FACTORIES = {
 def load_narrator(settings: Settings, spec: str | None = None) -> Narrator:
     """Load the narrator for `spec` (default: settings.model) with the backend it needs."""
     choice = resolve_model(settings, spec)
-    n_ctx = settings.n_ctx or (choice.preset.n_ctx if choice.preset else None)
-    return BACKEND_FACTORIES[choice.backend](settings, choice, n_ctx)
+    return BACKEND_FACTORIES[choice.backend](settings, choice, _n_ctx(settings, choice))
+
+
+def load_tokenizer(settings: Settings) -> Narrator:
+    """The narrator as far as building prompts needs it: its tokenizer, chat template
+    and context size. llama.cpp loads the vocabulary only (no weights); the other
+    backends load as they do to play."""
+    choice = resolve_model(settings)
+    if choice.backend != "llamacpp":
+        return load_narrator(settings)
+    from storyteller.narrator.llamacpp import LlamaCppNarrator
+
+    return LlamaCppNarrator(Path(choice.name), n_ctx=_n_ctx(settings, choice),
+                            n_ctx_cap=settings.n_ctx_cap, lora=settings.lora, vocab_only=True)
+
+
+def _n_ctx(settings: Settings, choice: ModelChoice) -> int | None:
+    return settings.n_ctx or (choice.preset.n_ctx if choice.preset else None)
 
 
 EXTRACTION_OFF = "off"  # --extractor-model off: no extraction (summaries still run)

@@ -20,6 +20,7 @@ from storyteller.storage.schema import (
     meta_text,
     migrate_meta,
     read_meta,
+    upgraded_meta,
 )
 from storyteller.storage.transcript import (
     TRANSCRIPT_FILE,
@@ -112,11 +113,16 @@ class Campaign:
 
     @classmethod
     def create(cls, saves_dir: Path, name: str, world_name: str, world_text: str,
-               model: str) -> Campaign:
+               model: str, turns: list[Turn] | None = None, **extra_meta) -> Campaign:
+        """A new campaign folder; with `turns`, a story imported from elsewhere (its
+        transcript written whole, before campaign.json, which makes the campaign)."""
         path = campaign_path(saves_dir, name)
+        turns = list(turns or [])
         try:
             path.mkdir(parents=True, exist_ok=True)
             write_atomic(path / WORLD_FILE, world_text)
+            if turns:
+                rewrite_jsonl(path / TRANSCRIPT_FILE, [turn.to_record() for turn in turns])
             meta = {
                 "schema_version": SCHEMA_VERSION,
                 "name": validate_name(name),
@@ -124,10 +130,11 @@ class Campaign:
                 "model": model,
                 "created": now_iso(),
                 "updated": now_iso(),
-                "turns": 0,
+                "turns": len(turns),
                 "settings": {},
+                **extra_meta,
             }
-            campaign = cls(path, meta, [])
+            campaign = cls(path, meta, turns)
             campaign._write_meta()
         except OSError as error:
             raise SaveError(f"Cannot create campaign in {path}: {error.strerror}; "
@@ -135,14 +142,17 @@ class Campaign:
         return campaign
 
     @classmethod
-    def load(cls, saves_dir: Path, name: str) -> Campaign:
+    def load(cls, saves_dir: Path, name: str, read_only: bool = False) -> Campaign:
+        """read_only: an older campaign.json is migrated in memory, not on disk (the
+        caller writes nothing either)."""
         path = campaign_path(saves_dir, name)
         meta_path = path / CAMPAIGN_FILE
         if not meta_path.exists():
             raise SaveError(f"No campaign named {name!r} in {saves_dir}.")
         meta = read_meta(meta_path)
         story = replay_transcript(path / TRANSCRIPT_FILE)
-        meta = migrate_meta(meta_path, meta, len(story.turns))
+        migrate = upgraded_meta if read_only else migrate_meta
+        meta = migrate(meta_path, meta, len(story.turns))
         meta["turns"] = len(story.turns)  # the transcript is the truth, campaign.json may lag
         return cls(path, meta, story.turns, story.head, story.branches)
 

@@ -144,15 +144,11 @@ def read_meta(meta_path: Path) -> dict:
 def migrate_meta(meta_path: Path, meta: dict, live_turns: int) -> dict:
     """Bring campaign.json to SCHEMA_VERSION: validate the old version, keep a backup of
     the file as it was, then write the migrated one atomically."""
-    version = _schema_version(meta_path, meta)
-    meta = _validate(meta_path, meta, version)
-    if version == SCHEMA_VERSION:
-        return meta
-    original, old_version = meta_path.read_text(encoding="utf-8"), version
-    while version < SCHEMA_VERSION:
-        meta = MIGRATIONS[version](meta, live_turns)
-        version += 1
-    meta = _validate(meta_path, meta, SCHEMA_VERSION)
+    old_version = _schema_version(meta_path, meta)
+    migrated = upgraded_meta(meta_path, meta, live_turns)
+    if old_version == SCHEMA_VERSION:
+        return migrated
+    original, meta = meta_path.read_text(encoding="utf-8"), migrated
     backup = unused_path(meta_path.parent, f"{CAMPAIGN_FILE}.v{old_version}", ".bak")
     try:
         write_atomic(backup, original)
@@ -162,6 +158,17 @@ def migrate_meta(meta_path: Path, meta: dict, live_turns: int) -> dict:
                         f"{error.strerror}; it was left untouched, make the saves "
                         "directory writable and try again.") from None
     return meta
+
+
+def upgraded_meta(meta_path: Path, meta: dict, live_turns: int) -> dict:
+    """campaign.json's contents at SCHEMA_VERSION, validated; nothing is written (a
+    campaign opened read-only is migrated in memory only)."""
+    version = _schema_version(meta_path, meta)
+    meta = _validate(meta_path, meta, version)
+    while version < SCHEMA_VERSION:
+        meta = MIGRATIONS[version](meta, live_turns)
+        version += 1
+    return _validate(meta_path, meta, SCHEMA_VERSION)
 
 
 def meta_text(meta: dict) -> str:

@@ -156,6 +156,17 @@ def read_world_file(settings: Settings, name: str) -> str:
     return read_world_text(path)
 
 
+def with_opening(world_text: str, opening: str, origin: str) -> str:
+    """The world file with another opening scene (a story imported with its own)."""
+    import tomli_w
+
+    try:
+        data = tomllib.loads(world_text)
+    except tomllib.TOMLDecodeError as error:
+        raise WorldError(f"World file {origin} is invalid ({error}).") from None
+    return tomli_w.dumps({**data, "opening": opening}, multiline_strings=True)
+
+
 def read_world_text(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8")

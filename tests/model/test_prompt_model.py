@@ -1,8 +1,14 @@
 """test_prompt with the real embedded model (moved from tests/unit/)."""
 
+import threading
+
+import pytest
 from support import fit, full_parts
 
-from storyteller.generation import Message
+from storyteller.config import Settings
+from storyteller.errors import ModelError
+from storyteller.generation import GenerationStats, Message, SamplingOptions
+from storyteller.narrator.registry import load_tokenizer
 
 
 def test_real_tokenizer_keeps_injected_control_tokens_as_text(real_narrator):
@@ -22,3 +28,19 @@ def test_real_model_sections_add_up_to_the_exact_token_count(real_narrator):
     retokenized = real_narrator._llm.tokenize(plan.rendered.text.encode(), add_bos=True,
                                               special=True)
     assert abs(len(retokenized) - len(plan.rendered.tokens)) <= 2
+
+
+def test_the_vocabulary_alone_builds_the_same_prompt_and_cannot_narrate(real_narrator):
+    """`storyteller prompt` loads the GGUF's vocabulary only: the prompt it fits is the
+    one the full model is sent."""
+    settings = Settings(n_ctx=real_narrator.n_ctx)
+    vocab = load_tokenizer(settings)
+    try:
+        assert vocab.vocab_only and vocab.n_ctx == real_narrator.n_ctx
+        assert fit(vocab, full_parts(history=4), 40).rendered.tokens == \
+            fit(real_narrator, full_parts(history=4), 40).rendered.tokens
+        with pytest.raises(ModelError):
+            next(vocab.stream(fit(vocab, full_parts(), 40).rendered, SamplingOptions(),
+                              threading.Event(), GenerationStats()))
+    finally:
+        vocab.close()
