@@ -16,7 +16,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from storyteller.errors import MemoryIndexError
-from storyteller.memory.entries import MemoryEntry, event_entries, short_hash, world_entries
+from storyteller.memory.entries import (
+    NOTES,
+    MemoryEntry,
+    event_entries,
+    short_hash,
+    world_entries,
+)
 from storyteller.memory.journal import MemoryJournal
 from storyteller.memory.lorebook import Lorebook, Mentions
 from storyteller.memory.recall import (
@@ -172,7 +178,7 @@ class StoryMemory:
         self._notify()
 
     def _extract(self, job: Job) -> None:
-        from storyteller.memory.extract import merge
+        from storyteller.memory.extract import take_notes
 
         turn = job.turn
         result = self.extractor.extract(turn, self.entries(), job.cancel)
@@ -181,13 +187,9 @@ class StoryMemory:
         with self._lock:
             if job.cancel.is_set() or not self._is_live(turn):
                 return
-            written = []
-            for fact in result.facts:
-                entry = merge(fact, self.state.entries, turn.number)
-                if entry is not None:
-                    self.journal.put(entry, turn.number, new=entry.id not in self.state.entries)
-                    self.state.entries[entry.id] = entry
-                    written.append(entry)
+            written = take_notes(result.facts, self.state.entries, turn)
+            for entry in written:
+                self.journal.put(entry, turn.number, new=entry.id not in self.state.entries)
             self.journal.write("extracted", turn.number, facts=len(result.facts),
                                rejected=len(result.rejected), ms=round(result.ms, 1))
             self._refresh()
@@ -267,6 +269,17 @@ class StoryMemory:
             self._refresh()
         self.store.upsert([entry])
         return entry
+
+    def forget_notes(self) -> int:
+        """Drop every note (what note-taking wrote; the lore and pins stay). Returns how
+        many were dropped."""
+        with self._lock:
+            ids = [entry.id for entry in self.state.entries.values() if entry.source == NOTES]
+            for forgotten in ids:
+                self.journal.write("remove", None, id=forgotten)
+            self._refresh()
+        self.store.delete(ids)
+        return len(ids)
 
     def forget(self, entry_id: str) -> MemoryEntry | None:
         """Drop an entry, a story passage, or (id "turn-N", as recall names them) every

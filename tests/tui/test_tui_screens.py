@@ -573,6 +573,19 @@ async def test_the_story_follows_new_turns_after_a_scroll_at_the_bottom(settings
         assert story.scroll_y == story.max_scroll_y  # the new turn is in view
 
 
+def test_memory_browser_marks_the_story_notes_apart_from_the_lore():
+    from storyteller.memory.entries import MemoryEntry
+    from storyteller.tui.memory_browser import entry_option, entry_origin
+
+    note = MemoryEntry(id="character-maren-holt-notes", kind="character", name="Maren Holt",
+                       text="Maren Holt lent you a hammer.", turn=3, source="notes")
+    lore = MemoryEntry(id="character-maren-holt", kind="character", name="Maren Holt",
+                       text="Maren Holt is the blacksmith.", source="world")
+    assert str(entry_option(note).prompt).endswith("Maren Holt  ✎ note, turn 3")
+    assert "✎" not in str(entry_option(lore).prompt) and entry_origin(lore) == ""
+    assert entry_origin(note) == " · a note taken at turn 3 (/forget notes drops every note)"
+
+
 async def test_memory_browser_on_the_story_memory(settings):
     """The real story memory: the browser keeps its place after a pin, names story
     passages and pins by their text, and refuses to pin a passage in one line."""
