@@ -54,6 +54,7 @@ class Game:
         stores = [self.summarizer] + ([memory] if memory else [])
         self.timeline = Timeline(campaign, DerivedStores(stores))
         self.content_log = ContentLog(campaign.content_log_path, settings.content_log_level)
+        self.opening_notices: list[str] = []  # said once when the game opens
 
     @property
     def settings(self) -> Settings:

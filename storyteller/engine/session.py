@@ -12,8 +12,10 @@ from storyteller.generation import Narrator
 from storyteller.memory.story import StoryMemory
 from storyteller.narrator.registry import (
     EXTRACTION_OFF,
+    NOTES_OFF_NOTICE,
     load_extractor,
     load_narrator,
+    takes_notes,
     with_preset_sampling,
 )
 from storyteller.storage.campaign import WORLD_FILE, Campaign
@@ -67,8 +69,10 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
     other (`background`) writes summaries and extracts facts after each turn, so that
     work never evicts the story from the narrator's KV cache (the weights are
     memory-mapped once; see registry.load_extractor). --extractor-model puts another
-    model in that role; 'off' stops extraction. Tests and benchmarks may inject the
-    models (an injected narrator does its own background work unless one is given)."""
+    model in that role; 'off' stops extraction; 'auto' (the default) takes notes only with
+    a narrator of 1B parameters or more, and says so once (Game.opening_notices). Tests
+    and benchmarks may inject the models (an injected narrator does its own background
+    work unless one is given)."""
     campaign, world = open_campaign(settings, campaign_name)
     settings = campaign_settings(with_preset_sampling(settings), campaign)
     loaded = narrator is None
@@ -76,11 +80,16 @@ def open_game(settings: Settings, campaign_name: str, narrator: Narrator | None 
         narrator = load_narrator(settings)
         background = load_extractor(settings, narrator)
     background = background or narrator
-    if extractor is None and settings.extractor_model != EXTRACTION_OFF:
+    notices = []
+    if extractor is None and takes_notes(settings, narrator.parameters):
         extractor = background
+    elif extractor is None and settings.extractor_model != EXTRACTION_OFF:
+        notices.append(NOTES_OFF_NOTICE)
     memory = open_memory(settings, campaign, world, narrator, extractor)
-    return Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),
+    game = Game(campaign, narrator, settings, world, system_prompt(settings.prompts_dir, world),
                 memory, background=background, owns_models=loaded)
+    game.opening_notices = notices
+    return game
 
 
 def open_memory(settings: Settings, campaign: Campaign, world: World, narrator: Narrator,

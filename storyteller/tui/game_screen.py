@@ -149,6 +149,8 @@ class GameScreen(Screen):
         self.refresh_panel()
         game.on_background_change(lambda: self.post_message(MemoryChanged()))
         self._show_status("ready")
+        for notice in game.opening_notices:
+            self.notify(notice)
 
     def on_memory_changed(self, message: MemoryChanged) -> None:
         self.refresh_panel()

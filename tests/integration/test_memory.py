@@ -18,6 +18,7 @@ from storyteller.memory.embedder import MODEL_NAME, MiniLMEmbedder, shared_embed
 from storyteller.memory.entries import event_entries, world_entries
 from storyteller.memory.journal import JOURNAL_FILE, MemoryJournal
 from storyteller.memory.store import INDEX_FORMAT, MemoryStore, collection_name
+from storyteller.narrator.registry import NOTES_OFF_NOTICE
 from storyteller.narrator.scripted import ScriptedNarrator
 from storyteller.storage.campaign import Campaign
 
@@ -367,6 +368,21 @@ def test_unusable_extractor_output_is_logged_and_skipped(settings, caplog):
     journal = [json.loads(line) for line in (game.campaign.path / JOURNAL_FILE).open()]
     assert [(r["turn"], r["facts"], r["rejected"]) for r in journal] == [(1, 0, 1), (2, 0, 1),
                                                                        (3, 0, 1)]
+    game.close()
+
+
+def test_by_default_a_narrator_under_1b_parameters_takes_no_notes_and_says_so(settings):
+    auto = settings.model_copy(update={"extractor_model": "auto"})
+    small, big = ScriptedNarrator(), ScriptedNarrator()
+    small.parameters, big.parameters = 135 * 10**6, 3 * 10**9
+    game = open_game(auto, "small", small)
+    assert game.memory.extractor is None and game.opening_notices == [NOTES_OFF_NOTICE]
+    game.close()
+    game = open_game(auto, "big", big)
+    assert game.memory.extractor is not None and game.opening_notices == []
+    game.close()
+    game = open_game(settings, "off", big)  # --extractor-model off: off, and nothing to say
+    assert game.memory.extractor is None and game.opening_notices == []
     game.close()
 
 

@@ -345,7 +345,7 @@ async def test_side_panel_shows_memory_by_kind_and_follows_changes(settings):
             "text": "Tobias Wren rows the ferry across the cold river."}
     slow_notes = ScriptedNarrator(replies=["Tobias Wren waves from his ferry.",
                                            json.dumps({"facts": [fact]})], delay=0.05)
-    app = make_app(settings.model_copy(update={"extractor_model": None}), "quest", slow_notes)
+    app = make_app(settings.model_copy(update={"extractor_model": "auto"}), "quest", slow_notes)
     async with app.run_test(size=SIZE) as pilot:
         await game_ready(pilot)
 
