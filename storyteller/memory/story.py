@@ -34,7 +34,7 @@ from storyteller.memory.recall import (
     wants_context,
 )
 from storyteller.memory.view import MemoryEntryNotFound
-from storyteller.memory.writer import Job, MemoryWriter
+from storyteller.memory.writer import Job, MemoryWriter, NoteCounts
 from storyteller.storage.campaign import Campaign
 from storyteller.storage.transcript import Turn
 from storyteller.storage.worlds import World
@@ -181,9 +181,16 @@ class StoryMemory:
         from storyteller.memory.extract import take_notes
 
         turn = job.turn
-        result = self.extractor.extract(turn, self.entries(), job.cancel)
-        if result.cancelled:
-            return
+        while True:  # a turn that starts stops it; it is taken again once that turn is told
+            with self.writer.foreground.between_turns(job):
+                if job.cancel.is_set():
+                    return
+                result = self.extractor.extract(turn, self.entries(), job.stop)
+            if not result.cancelled:
+                break
+            if job.cancel.is_set():
+                return
+            self.writer.notes.stopped += 1
         with self._lock:
             if job.cancel.is_set() or not self._is_live(turn):
                 return
@@ -194,6 +201,7 @@ class StoryMemory:
                                rejected=len(result.rejected), ms=round(result.ms, 1))
             self._refresh()
             self.mentions.note(self.lorebook, turn)
+            self.writer.notes.noted += 1
         with self._index_lock:
             if self._is_live(turn):
                 self.store.upsert(written)
@@ -206,6 +214,15 @@ class StoryMemory:
     def _notify(self) -> None:
         for listener in self._listeners:
             listener()
+
+    def telling(self):
+        """A context for telling a turn: note-taking waits, and stops if it runs."""
+        return self.writer.foreground.turn()
+
+    @property
+    def notes(self) -> NoteCounts:
+        """How many turns got their notes, and how often a turn stopped the note-taking."""
+        return self.writer.notes
 
     def take_problems(self) -> list[str]:
         problems, self.writer.problems = self.writer.problems, []

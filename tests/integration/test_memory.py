@@ -321,6 +321,46 @@ def test_extraction_runs_after_the_turn_and_the_next_turn_never_waits_for_it(set
     game.close()
 
 
+class OneContextModel(ScriptedNarrator):
+    """Narrates and takes notes under one lock, as one llama.cpp context does; its notes
+    wait at a gate, holding the lock, until the test opens it (or they are stopped)."""
+
+    def __init__(self):
+        super().__init__([PLANTED_STORY] + FILLER_STORY)
+        self.lock = threading.Lock()
+        self.gate = threading.Event()
+        self.noting = threading.Event()
+
+    def stream(self, prompt, options, cancel, stats, json_schema=None):
+        with self.lock:
+            if json_schema is None:
+                yield from super().stream(prompt, options, cancel, stats)
+                return
+            self.noting.set()
+            while not self.gate.wait(0.01):
+                if cancel.is_set():
+                    stats.stopped_by = "cancel"
+                    return
+            yield json.dumps({"facts": [TOBIAS]})
+
+
+def test_a_turn_stops_the_notes_that_hold_its_model_and_they_are_taken_after_it(settings):
+    model = OneContextModel()
+    game = open_game(settings, "yield", model, model)
+    game.submit(PLANTED_ACTION)
+    assert model.noting.wait(30)  # turn 1's notes hold the model's lock
+    told = []
+    turn = threading.Thread(target=lambda: told.append(game.submit("row across")))
+    turn.start()
+    turn.join(30)  # a turn that waited for the notes would wait for the gate: forever
+    assert told and told[0].turn.number == 2
+    model.gate.set()
+    game.settle()
+    assert "character-tobias-wren" in game.memory.state.entries  # turn 1's, taken again
+    assert (game.memory.notes.noted, game.memory.notes.stopped) == (2, 1)
+    game.close()
+
+
 def extraction_running(settings, name):
     """A game whose first turn is played and whose extraction waits at a closed gate."""
     gated = GatedExtractor([json.dumps({"facts": [TOBIAS]})])
