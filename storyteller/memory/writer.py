@@ -32,7 +32,7 @@ class Job:
 
 @dataclass
 class NoteCounts:
-    """How note-taking kept up, for the benchmarks and the trace."""
+    """How note-taking kept up, for the benchmarks."""
 
     noted: int = 0  # turns whose notes were taken
     stopped: int = 0  # note-takings stopped by a turn that started (each taken again later)

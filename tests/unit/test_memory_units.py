@@ -133,24 +133,27 @@ def test_bad_lore_is_one_clear_error(lore, problem):
 
 def test_the_journal_replays_adds_changes_removes_and_undos(tmp_path):
     journal = MemoryJournal(tmp_path)
-    changed = MemoryEntry(**{**MAREN.to_json(), "aliases": MAREN.aliases,
-                             "text": "Maren Holt owes you a sword.", "turn": 2})
-    orla = entry("character-orla", name="Orla", turn=1)
+    rewritten = MemoryEntry(**{**MAREN.to_json(), "aliases": ("Jory Fenn",),
+                               "text": "Maren Holt is a peddler.", "turn": 2})
+    orla = entry("character-orla", name="Orla", turn=1, source="notes")
+    changed = replace(orla, text="Orla owes you a sword.", turn=2)
     journal.put(orla, 1, new=True)
     journal.write("extracted", 1, facts=1, rejected=0, ms=1.0)
     journal.put(changed, 2, new=False)
+    journal.put(rewritten, 2, new=False)  # what older note-taking did to the lore
     pin = entry("pin-1", kind="plot", text="Never trust Orla.", pinned=True, source="player")
     journal.put(pin, None, new=True)
     journal.write("remove", None, id="event-1-0-abc")
 
     state = MemoryJournal(tmp_path).replay([MAREN])  # read back from disk
-    assert state.entries["character-maren-holt"] == changed
-    assert state.written_by == {"character-orla": 1, "character-maren-holt": 2}
+    assert state.entries["character-orla"] == changed
+    assert state.entries["character-maren-holt"] == MAREN  # a turn never rewrites the lore
+    assert state.written_by == {"character-orla": 2}
     assert state.removed == {"event-1-0-abc"} and state.extracted == {1}
 
     journal.write("undo", 2)
     state = MemoryJournal(tmp_path).replay([MAREN])
-    assert state.entries["character-maren-holt"] == MAREN  # as the world wrote her
+    assert state.entries["character-orla"] == orla
     assert set(state.entries) == {"character-maren-holt", "character-orla", "pin-1"}
     journal.write("undo", 1)
     journal.put(entry("character-bren", name="Bren", turn=1), 1, new=True)  # a new turn 1
