@@ -38,7 +38,16 @@ def game_run():
     traces = session.play(scripted_actions(TURNS), game=game)
     game.narrator = recorder.inner
     game.close()
-    return traces, recorder.calls
+    return traces, recorder.calls, notes_line(game)
+
+
+def notes_line(game) -> str:
+    """How many turns got their notes (note-taking yields to every turn the player starts)."""
+    if game.memory is None or game.memory.extractor is None:
+        return "Note-taking is off in this run (the default for a narrator under 1B parameters)."
+    notes = game.memory.notes
+    return (f"Note-taking: {notes.noted} of {len(game.campaign.turns)} turns got their notes; "
+            f"{notes.stopped} note-takings were stopped by a turn and taken again.")
 
 
 def raw_speeds(calls: list[tuple[list[int], int]]) -> list[float]:
@@ -65,7 +74,7 @@ def raw_speeds(calls: list[tuple[list[int], int]]) -> list[float]:
 
 
 def run() -> str:
-    traces, calls = game_run()
+    traces, calls, notes = game_run()
     game_speeds = [t.tokens_per_second for t in traces if t.completion_tokens > 1]
     raw = raw_speeds(calls)
     ratio = median(game_speeds) / median(raw)
@@ -97,4 +106,6 @@ def run() -> str:
         "reading time would (no turn waits for them). The loop guard retold "
         f"{retried} of {len(traces)} answers (`generate` counts every attempt; tokens/s "
         "is the kept answer's).",
+        "",
+        notes,
     ])

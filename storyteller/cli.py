@@ -51,7 +51,9 @@ def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) ->
     _add_memory_flags(parser)
     parser.add_argument("--extractor-model",
                         help="model that notes facts after each turn and writes summaries: "
-                             "like --model; 'off' stops note-taking (default: the narrator's)")
+                             "like --model; 'off' stops note-taking; 'auto' (default): the "
+                             "narrator's model, taking notes only if it has 1B parameters or "
+                             "more")
 
 
 def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:

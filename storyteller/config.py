@@ -83,9 +83,9 @@ class Settings(Tuning, BaseSettings):
     memory_url: str | None = Field(
         None, description="Chroma server for the story memory (http://HOST:PORT); default: "
                           "an embedded index in saves/<campaign>/memory/.")
-    extractor_model: str | None = Field(
-        None, description="Model that notes facts after each turn: like --model, or 'off'; "
-                          "default: the narrator's model.")
+    extractor_model: str = Field(
+        "auto", description="Model that notes facts after each turn: like --model, 'off', or "
+                            "'auto': the narrator's model if it has 1B parameters or more.")
 
     @property
     def user_worlds_dir(self) -> Path:

@@ -101,6 +101,7 @@ class GenerationStats:
 class Narrator(Protocol):
     model_id: str
     n_ctx: int
+    parameters: int | None  # the model's size, when the backend knows it (note-taking's default)
 
     def render(self, messages: list[Message]) -> RenderedPrompt:
         """Apply the chat template and tokenize. Message contents are untrusted text:

@@ -25,7 +25,7 @@ def run_script(settings: Settings, campaign_name: str, script: Path,
     Returns 1 if any turn failed (the others are still played and saved)."""
     lines = read_script(script)
     game = open_game(settings, campaign_name)
-    for notice in game.campaign.notices:
+    for notice in game.campaign.notices + game.opening_notices:
         print(f"[{notice}]", file=sys.stderr)
     failures = 0
     for line in lines:

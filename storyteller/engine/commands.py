@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from storyteller.engine.reply import ChunkCallback, Reply
 from storyteller.errors import SaveError
+from storyteller.memory.entries import NOTES
 from storyteller.memory.view import listing_order
 from storyteller.storage.export import EXPORT_FORMATS, export_campaign
 
@@ -176,10 +177,17 @@ def _remember(context: CommandContext, memory: StoryMemory) -> Reply:
                          f"/forget {entry.id} drops it).")
 
 
-@command("/forget", "drop a memory by its id (/memory shows ids)", usage="/forget ID",
-         argument="required")
+FORGET_NOTES = "notes"
+
+
+@command("/forget", "drop a memory by its id (/memory shows ids); /forget notes drops "
+         "every note the story took", usage="/forget ID|notes", argument="required")
 @_needs_memory
 def _forget(context: CommandContext, memory: StoryMemory) -> Reply:
+    if context.argument.casefold() == FORGET_NOTES:
+        dropped = memory.forget_notes()
+        return Reply(message=f"Forgotten: {dropped} notes (the world's lore and your pins "
+                             "stay)." if dropped else "There are no notes to forget.")
     entry = memory.forget(context.argument)
     if entry is None:
         return Reply(message=f"No memory with id {context.argument!r}; /memory lists them.")
@@ -202,7 +210,8 @@ def _memory(context: CommandContext, memory: StoryMemory) -> Reply:
     entries = listing_order(memory.entries())
     lines = [f"The story remembers {len(entries)} things and {len(memory.live_events())} "
              "story passages (/memory QUERY searches them; /forget ID drops one):"]
-    lines += [f"  {'pinned ' if e.pinned else ''}{e.kind:9} {e.id}  {_line(e.text)}"
+    lines += [f"  {'pinned ' if e.pinned else ''}{'note ' if e.source == NOTES else ''}"
+              f"{e.kind:9} {e.id}  {_line(e.text)}"
               for e in entries[:LISTED_MEMORIES]]
     if len(entries) > LISTED_MEMORIES:
         lines.append(f"  … and {len(entries) - LISTED_MEMORIES} more: /memory QUERY finds them.")

@@ -4,6 +4,7 @@ derived from them). The terminal UI and `storyteller run` both drive it."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,7 @@ class Game:
         stores = [self.summarizer] + ([memory] if memory else [])
         self.timeline = Timeline(campaign, DerivedStores(stores))
         self.content_log = ContentLog(campaign.content_log_path, settings.content_log_level)
+        self.opening_notices: list[str] = []  # said once when the game opens
 
     @property
     def settings(self) -> Settings:
@@ -111,8 +113,9 @@ class Game:
         turns = self.timeline.turns
         history = turns[:-1] if replacing else turns
         number = replacing.number if replacing else self.campaign.next_turn_number
-        telling = self.pipeline.tell(history, number, player_input, on_chunk,
-                                     cancel or threading.Event(), retelling=bool(replacing))
+        with self.memory.telling() if self.memory else contextlib.nullcontext():
+            telling = self.pipeline.tell(history, number, player_input, on_chunk,
+                                         cancel or threading.Event(), retelling=bool(replacing))
         turn = Turn(number, telling.plan.parts.player_input, telling.output,
                     model=self.narrator.model_id)
         started = _now_ms()

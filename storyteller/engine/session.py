@@ -14,8 +14,10 @@ from storyteller.generation import Narrator
 from storyteller.memory.story import StoryMemory
 from storyteller.narrator.registry import (
     EXTRACTION_OFF,
+    NOTES_OFF_NOTICE,
     load_extractor,
     load_narrator,
+    takes_notes,
     with_preset_sampling,
 )
 from storyteller.storage.campaign import WORLD_FILE, Campaign
@@ -102,8 +104,10 @@ def start_game(settings: Settings, campaign: Campaign, world: World, lock: Campa
     other (`background`) writes summaries and extracts facts after each turn, so that
     work never evicts the story from the narrator's KV cache (the weights are
     memory-mapped once; see registry.load_extractor). --extractor-model puts another
-    model in that role; 'off' stops extraction. Tests and benchmarks may inject the
-    models (an injected narrator does its own background work unless one is given)."""
+    model in that role; 'off' stops extraction; 'auto' (the default) takes notes only with
+    a narrator of 1B parameters or more, and says so once (Game.opening_notices). Tests
+    and benchmarks may inject the models (an injected narrator does its own background
+    work unless one is given). The lock is released if the game cannot start."""
     stage = on_stage or (lambda name: None)
     try:
         kept = campaign.keep_branches()  # a transcript forked before the lock existed
@@ -114,13 +118,17 @@ def start_game(settings: Settings, campaign: Campaign, world: World, lock: Campa
             narrator = load_narrator(settings)
             background = load_extractor(settings, narrator)
         background = background or narrator
-        if extractor is None and settings.extractor_model != EXTRACTION_OFF:
+        notices = []
+        if extractor is None and takes_notes(settings, narrator.parameters):
             extractor = background
+        elif extractor is None and settings.extractor_model != EXTRACTION_OFF:
+            notices.append(NOTES_OFF_NOTICE)
         stage("memory")
         memory = open_memory(settings, campaign, world, narrator, extractor)
         game = Game(campaign, narrator, settings, world,
                     system_prompt(settings.prompts_dir, world), memory, background=background,
                     owns_models=loaded, lock=lock)
+        game.opening_notices = notices
         if kept:  # what summaries and memory made of the other branch no longer holds
             game.timeline.rejoin(min(branch.forked_at for branch in kept))
         return game

@@ -20,7 +20,8 @@ from storyteller.text import normalize_name
 
 KINDS = ("character", "location", "item", "plot", "lore", "event")
 NAMED_KINDS = ("character", "location", "item", "plot", "lore")
-SOURCES = ("world", "player", "extracted", "story")
+NOTES = "notes"  # the source of what note-taking wrote (older saves: "extracted")
+SOURCES = ("world", "player", NOTES, "story")
 EVENT_IMPORTANCE = 3
 EVENT_CHUNK_WORDS = 90  # all-MiniLM-L6-v2 reads 256 word pieces; a chunk stays well inside
 EVENT_INPUT_WORDS = 30  # the player's action, repeated at the head of every chunk
@@ -86,7 +87,7 @@ class MemoryEntry:
                    aliases=tuple(str(a) for a in record.get("aliases", ())),
                    turn=int(record.get("turn", 0)), importance=int(record.get("importance", 5)),
                    pinned=bool(record.get("pinned", False)),
-                   source=str(record.get("source", "story")),
+                   source=_source(str(record.get("source", "story"))),
                    secondary_keys=tuple(str(k) for k in record.get("secondary_keys", ())),
                    selective=bool(record.get("selective", False)),
                    selective_logic=str(record.get("selective_logic", "AND ANY")))
@@ -106,6 +107,10 @@ class MemoryEntry:
         return cls.from_json({**metadata, "id": entry_id, "text": text,
                               "aliases": split("aliases"),
                               "secondary_keys": split("secondary_keys")})
+
+
+def _source(name: str) -> str:
+    return NOTES if name == "extracted" else name
 
 
 def slug(text: str) -> str:

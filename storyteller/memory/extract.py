@@ -2,12 +2,15 @@
 facts the turn introduced or changed, as JSON constrained by a schema (llama.cpp turns
 it into a grammar, so the output parses). It is still validated: a fact that breaks
 the schema or names something the turn never mentions is rejected and logged, never
-stored. Facts are merged into existing entries by name or alias."""
+stored. Facts become notes: entries of their own (source "notes", with the turn that
+wrote them), grown by later facts about the same name. The world's lore and the
+player's entries are never changed by them (see take_notes)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -19,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from storyteller.errors import ModelError
 from storyteller.generation import Message, Narrator, SamplingOptions, complete
 from storyteller.memory.entries import (
+    NOTES,
     MemoryEntry,
     free_id,
     named_entry_id,
@@ -35,6 +39,7 @@ MAX_TOKENS = 400  # the schema caps 3 facts of at most ~100 tokens each
 TURN_CHARS = 1500  # of the turn's text shown to the extractor
 KNOWN_NAMES = 30  # names already known, listed so the model reuses them
 ENTRY_CHARS = 600  # a merged entry's text is kept under this length
+NOTES_SUFFIX = "-notes"  # the notes about a world or player entry: its id + this
 NOT_NAMES = {"you", "i", "me", "player", "the player", "narrator", "the narrator", "he",
              "she", "they", "it", "we"}
 
@@ -140,36 +145,111 @@ def validate(text: str, turn: Turn, also_mentioned: set[str] | None = None) -> E
         elif not mentioned(name):
             result.rejected.append(f"{fact.name!r} is not mentioned in the turn")
         else:
-            aliases = [a for a in fact.aliases if normalize_name(a) not in NOT_NAMES
-                       and normalize_name(a) != name and mentioned(normalize_name(a))]
+            aliases = [a.strip() for a in fact.aliases if normalize_name(a) not in NOT_NAMES
+                       and normalize_name(a) != name]
             result.facts.append(fact.model_copy(update={"name": fact.name.strip(),
                                                         "aliases": aliases}))
     return result
 
 
-def merge(fact: Fact, entries: dict[str, MemoryEntry], turn: int) -> MemoryEntry | None:
-    """The entry this fact creates or updates, or None when it adds nothing. A fact about
-    a known name or alias updates that entry (its text grows by the new sentence, its
-    aliases by the new ones), whatever the kind the model gave it."""
-    keys = {normalize_name(n) for n in (fact.name, *fact.aliases)}
-    existing = next((entry for entry in entries.values()
-                     if entry.kind != "event" and keys & {normalize_name(n) for n in entry.names}),
-                    None)
-    if existing is None:
+def take_notes(facts: list[Fact], entries: dict[str, MemoryEntry], turn: Turn,
+               ) -> list[MemoryEntry]:
+    """The notes a turn's facts write, one per entry (its last version), in order. Only
+    notes are written: a fact about a world or player entry goes into a notes entry
+    beside it, so the lore always reads as written and notes can be dropped as a group."""
+    entries = dict(entries)
+    written: dict[str, MemoryEntry] = {}
+    for fact in facts:
+        entry = merge(fact, entries, turn)
+        if entry is not None:
+            entries[entry.id] = written[entry.id] = entry
+    return list(written.values())
+
+
+def merge(fact: Fact, entries: dict[str, MemoryEntry], turn: Turn) -> MemoryEntry | None:
+    """The notes entry this fact creates or grows, or None when it adds nothing. The fact
+    is about the entry named by its name (or, failing that, one of its aliases the turn
+    says of it): a note grows; a world or player entry gets a note beside it, with its
+    id + NOTES_SUFFIX, its kind, name and aliases; an unknown name a new note."""
+    said = f"{turn.input}\n{turn.output}"
+    subject = _named(fact.name, entries)
+    aliases = [a for a in fact.aliases if said_of(a, (fact.name, *(
+        subject.names if subject else ())), said)]
+    if subject is None:
+        subject = next((found for a in aliases if (found := _named(a, entries))), None)
+    if subject is not None and subject.source != NOTES:
+        subject = entries.get(subject.id + NOTES_SUFFIX) or replace(
+            subject, id=subject.id + NOTES_SUFFIX, text="", source=NOTES, pinned=False,
+            selective=False, secondary_keys=())
+    if subject is None:
         return MemoryEntry(id=_free_id(fact, entries), kind=fact.kind,
                            text=with_name(fact.name, fact.text), name=fact.name,
-                           aliases=tuple(fact.aliases), turn=turn, importance=fact.importance,
-                           source="extracted")
-    sentence = with_name(existing.name, fact.text, existing.aliases)
-    known = {normalize_name(n) for n in existing.names}
-    new_aliases = tuple(a for a in (fact.name, *fact.aliases)
-                        if normalize_name(a) not in known)
-    new_text = normalize_name(sentence) not in normalize_name(existing.text)
+                           aliases=tuple(_new_aliases(aliases, (fact.name,), entries)),
+                           turn=turn.number, importance=fact.importance, source=NOTES)
+    sentence = with_name(subject.name, fact.text, subject.aliases)
+    new_aliases = tuple(_new_aliases((fact.name, *aliases), subject.names, entries))
+    new_text = normalize_name(sentence) not in normalize_name(subject.text)
     if not new_text and not new_aliases:
         return None
-    text = _grow(existing.text, sentence) if new_text else existing.text
-    return replace(existing, text=text, aliases=existing.aliases + new_aliases, turn=turn,
-                   importance=max(existing.importance, fact.importance))
+    text = subject.text if not new_text else (
+        _grow(subject.text, sentence) if subject.text else sentence)
+    return replace(subject, text=text, aliases=subject.aliases + new_aliases, turn=turn.number,
+                   importance=max(subject.importance, fact.importance))
+
+
+def _named(name: str, entries: dict[str, MemoryEntry]) -> MemoryEntry | None:
+    """The entry called `name` (its name or an alias), a note before the lore it is about."""
+    key = normalize_name(name)
+    found = [entry for entry in entries.values() if entry.kind != "event"
+             and key in {normalize_name(n) for n in entry.names}]
+    return next((entry for entry in found if entry.source == NOTES), found[0] if found else None)
+
+
+def _new_aliases(candidates, known: tuple[str, ...], entries: dict[str, MemoryEntry]):
+    """The candidates that are neither names of this entry yet nor of another entry."""
+    own = {normalize_name(n) for n in known}
+    same = normalize_name(known[0]) if known else ""
+    others = {normalize_name(n) for entry in entries.values()
+              if normalize_name(entry.name) != same for n in entry.names}
+    seen: set[str] = set()
+    for alias in candidates:
+        key = normalize_name(alias)
+        if key and key not in own and key not in others and key not in seen:
+            seen.add(key)
+            yield alias
+
+
+_ARTICLE = r"(?:(?:the|a|an)\s+)"
+_NAMING = r"(?:also\s+)?(?:called|named|known\s+as|nicknamed|aka|alias)"
+
+
+def said_of(alias: str, names: tuple[str, ...], text: str) -> bool:
+    """Whether `text` gives `alias` as another name of one of `names`: written right
+    beside it ("Tobias Wren the ferryman", "the ferryman Tobias Wren", "Maren Holt, the
+    blacksmith"), joined by a naming word ("a woman called Orla", "Orla, known as the
+    Gull") or in brackets ("Orla (the Gull)"). Merely appearing in the same turn, as
+    another character or a place does, is not enough."""
+    folded = " ".join(text.casefold().split())
+    alias_pattern = _ARTICLE + "?" + _words(alias)
+    for name in names:
+        name_pattern = _ARTICLE + "?" + _words(name)
+        forms = (rf"{name_pattern}\s+{alias_pattern}", rf"{alias_pattern}\s+{name_pattern}",
+                 rf"{name_pattern},\s+{_ARTICLE}{_words(alias)}",
+                 rf"{name_pattern},?\s+{_NAMING}\s+{alias_pattern}",
+                 rf"{alias_pattern},?\s+{_NAMING}\s+{name_pattern}",
+                 rf"{name_pattern}\s*\(\s*{alias_pattern}\s*\)",
+                 rf"{alias_pattern}\s*\(\s*{name_pattern}\s*\)")
+        if _words(name) and any(re.search(rf"(?<!\w){form}(?!\w)", folded) for form in forms):
+            return True
+    return False
+
+
+def _words(name: str) -> str:
+    """A name as a pattern: its words without a leading article, any spacing between."""
+    words = name.casefold().split()
+    if len(words) > 1 and words[0] in ("the", "a", "an"):
+        words = words[1:]
+    return r"\s+".join(re.escape(word) for word in words)
 
 
 def _free_id(fact: Fact, entries: dict[str, MemoryEntry]) -> str:

@@ -13,8 +13,9 @@ Records:
     {"type": "extracted", "turn": N, "facts": k, "rejected": r, "ms": t}
 
 "turn" is the turn whose narration made the record: /undo and /retry of that turn
-take it back. Records of player commands (/remember, /forget) carry null: no
-turn's undo takes them back.
+take it back. A turn's record never changes a world or player entry (older saves'
+note-taking did: such records are skipped). Records of player commands (/remember,
+/forget) carry null: no turn's undo takes them back.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from storyteller.storage.durable import append_jsonl, read_jsonl
 from storyteller.storage.names import now_iso
 
 JOURNAL_FILE = "memories.jsonl"
+LORE_SOURCES = ("world", "player")  # what only the world file and the player change
 
 
 @dataclass
@@ -87,6 +89,8 @@ def _apply(state: JournalState, record: dict) -> None:
     kind = record["type"]
     if kind in ("add", "change"):
         entry = MemoryEntry.from_json(record["entry"])
+        if record.get("turn") is not None and entry.source in LORE_SOURCES:
+            return  # older note-taking rewrote the lore: its notes are entries of their own now
         state.entries[entry.id] = entry
         state.removed.discard(entry.id)
         if record.get("turn") is None:

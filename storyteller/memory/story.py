@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storyteller.errors import MemoryIndexError
-from storyteller.memory.entries import MemoryEntry, event_entries, short_hash, world_entries
+from storyteller.memory.entries import (
+    NOTES,
+    MemoryEntry,
+    event_entries,
+    short_hash,
+    world_entries,
+)
 from storyteller.memory.journal import MemoryJournal
 from storyteller.memory.lorebook import Lorebook, Mentions
 from storyteller.memory.recall import (
@@ -29,7 +35,7 @@ from storyteller.memory.recall import (
     wants_context,
 )
 from storyteller.memory.view import MemoryEntryNotFound
-from storyteller.memory.writer import Job, MemoryWriter
+from storyteller.memory.writer import Job, MemoryWriter, NoteCounts
 from storyteller.storage.campaign import Campaign
 from storyteller.storage.transcript import Turn
 from storyteller.storage.worlds import World
@@ -227,26 +233,30 @@ class StoryMemory:
         self._notify()
 
     def _extract(self, job: Job) -> None:
-        from storyteller.memory.extract import merge
+        from storyteller.memory.extract import take_notes
 
         turn = job.turn
-        result = self.extractor.extract(turn, self.entries(), job.cancel)
-        if result.cancelled:
-            return
+        while True:  # a turn that starts stops it; it is taken again once that turn is told
+            with self.writer.foreground.between_turns(job):
+                if job.cancel.is_set():
+                    return
+                result = self.extractor.extract(turn, self.entries(), job.stop)
+            if not result.cancelled:
+                break
+            if job.cancel.is_set():
+                return
+            self.writer.notes.stopped += 1
         with self._lock:
             if job.cancel.is_set() or not self._is_live(turn):
                 return
-            written = []
-            for fact in result.facts:
-                entry = merge(fact, self.state.entries, turn.number)
-                if entry is not None:
-                    self.journal.put(entry, turn.number, new=entry.id not in self.state.entries)
-                    self.state.entries[entry.id] = entry
-                    written.append(entry)
+            written = take_notes(result.facts, self.state.entries, turn)
+            for entry in written:
+                self.journal.put(entry, turn.number, new=entry.id not in self.state.entries)
             self.journal.write("extracted", turn.number, facts=len(result.facts),
                                rejected=len(result.rejected), ms=round(result.ms, 1))
             self._refresh()
             self.mentions.note(self.lorebook, turn)
+            self.writer.notes.noted += 1
         with self._index_lock:
             if self._is_live(turn):
                 self.store.upsert(written)
@@ -259,6 +269,15 @@ class StoryMemory:
     def _notify(self) -> None:
         for listener in self._listeners:
             listener()
+
+    def telling(self):
+        """A context for telling a turn: note-taking waits, and stops if it runs."""
+        return self.writer.foreground.turn()
+
+    @property
+    def notes(self) -> NoteCounts:
+        """How many turns got their notes, and how often a turn stopped the note-taking."""
+        return self.writer.notes
 
     def take_problems(self) -> list[str]:
         problems, self.writer.problems = self.writer.problems, []
@@ -322,6 +341,17 @@ class StoryMemory:
             self._refresh()
         self.store.upsert([entry])
         return entry
+
+    def forget_notes(self) -> int:
+        """Drop every note (what note-taking wrote; the lore and pins stay). Returns how
+        many were dropped."""
+        with self._lock:
+            ids = [entry.id for entry in self.state.entries.values() if entry.source == NOTES]
+            for forgotten in ids:
+                self.journal.write("remove", None, id=forgotten)
+            self._refresh()
+        self.store.delete(ids)
+        return len(ids)
 
     def forget(self, entry_id: str) -> MemoryEntry | None:
         """Drop an entry, a story passage, or (id "turn-N", as recall names them) every

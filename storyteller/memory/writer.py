@@ -1,7 +1,9 @@
 """The story memory's background writer: after a turn is saved, one thread indexes the
 turn's story passages and runs the extractor, turn after turn, in order, while the
 player reads and types. No turn waits for it (the previous turn is in the prompt
-verbatim); settle() waits, for headless runs, tests and closing."""
+verbatim): note-taking runs only between turns (Foreground), and a turn that starts stops
+it, to take those notes again once the turn is told. settle() waits, for headless runs,
+tests and closing."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from storyteller.errors import StorytellerError
@@ -18,11 +21,66 @@ from storyteller.storage.transcript import Turn
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: Foreground keeps a set of them
 class Job:
     turn: Turn
     index_events: bool  # False: the events are indexed already, only the notes are missing
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)  # the turn is taken back
+    # stops the model call under way: set with cancel, or when a turn starts
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class NoteCounts:
+    """How note-taking kept up, for the benchmarks."""
+
+    noted: int = 0  # turns whose notes were taken
+    stopped: int = 0  # note-takings stopped by a turn that started (each taken again later)
+
+
+class Foreground:
+    """Whether the narrator is telling a turn. Background model calls run only between
+    turns: one under way when a turn starts is stopped at its next token, so the turn
+    never waits for it, whether it shares the narrator's model and lock or only the CPU."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._telling = 0
+        self._running: set[Job] = set()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._lock:
+            self._telling += 1
+            self._idle.clear()
+            for job in self._running:
+                job.stop.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._telling -= 1
+                if not self._telling:
+                    self._idle.set()
+
+    @contextmanager
+    def between_turns(self, job: Job) -> Iterator[None]:
+        """Wait until no turn is being told (or the job is cancelled), then run the
+        body with a fresh job.stop that the next turn to start sets."""
+        while not self._idle.wait(0.05) and not job.cancel.is_set():
+            pass
+        with self._lock:
+            job.stop = threading.Event()
+            if self._telling or job.cancel.is_set():
+                job.stop.set()
+            self._running.add(job)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(job)
 
 
 class MemoryWriter:
@@ -36,6 +94,8 @@ class MemoryWriter:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.write_ms: dict[int, float] = {}  # per turn: its background memory writing
+        self.foreground = Foreground()
+        self.notes = NoteCounts()
         self.problems: list[str] = []  # from the background, shown with the next reply
         self._thread = threading.Thread(target=self._run, name="memory-writer", daemon=True)
         self._thread.start()
@@ -49,6 +109,7 @@ class MemoryWriter:
         with self._lock:
             if self._current is not None and self._current.turn.number >= number:
                 self._current.cancel.set()
+                self._current.stop.set()
 
     def settle(self) -> None:
         """Wait until every job added so far is written."""

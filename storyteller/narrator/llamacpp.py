@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,33 @@ def _quiet_stderr():
         os.close(saved)
 
 
+_SIZE_LABEL = re.compile(r"(?:(\d+)x)?(\d+(?:\.\d+)?)([KMBT])", re.IGNORECASE)
+_SIZE_UNITS = {"k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
+
+
+def read_metadata(model_path: Path) -> dict[str, str]:
+    """A GGUF file's metadata, without its weights (the vocabulary only: about a second
+    for the embedded model)."""
+    from llama_cpp import Llama
+
+    with _quiet_stderr():
+        vocab = Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    try:
+        return dict(vocab.metadata)
+    finally:
+        vocab.close()
+
+
+def parameter_count(metadata: dict[str, str]) -> int | None:
+    """The parameters a GGUF's general.size_label says ("135M", "1.7B", "8x7B"), or
+    None when it has no such label."""
+    match = _SIZE_LABEL.fullmatch(metadata.get("general.size_label", "").split("-")[0].strip())
+    if match is None:
+        return None
+    experts, number, unit = match.groups()
+    return int(int(experts or 1) * float(number) * _SIZE_UNITS[unit.lower()])
+
+
 class LlamaCppNarrator:
     def __init__(self, model_path: Path, n_ctx: int | None = None, n_ctx_cap: int = 4096,
                  n_threads: int | None = None, n_gpu_layers: int = 0, flash_attn: bool = False,
@@ -62,7 +90,7 @@ class LlamaCppNarrator:
             with _quiet_stderr():
                 self._llm = Llama(
                     model_path=str(self.model_path),
-                    n_ctx=n_ctx or min(self._trained_context(Llama), n_ctx_cap),
+                    n_ctx=n_ctx or min(self._trained_context(), n_ctx_cap),
                     n_threads=n_threads or max(os.cpu_count() or 1, 1),
                     n_gpu_layers=n_gpu_layers, flash_attn=flash_attn,
                     lora_path=str(lora) if lora and not vocab_only else None,
@@ -75,6 +103,7 @@ class LlamaCppNarrator:
                                 "(lower --n-ctx if memory ran out).") from None
         self.n_ctx = self._llm.n_ctx()
         self._template = self._llm.metadata.get("tokenizer.chat_template")
+        self.parameters = parameter_count(self._llm.metadata) or self._llm._model.n_params()
         self._stop_strings = [] if self._template else TRANSCRIPT_STOP
         self._lock = threading.Lock()  # a Llama context serves one generation at a time
         self.vocab_only = vocab_only
@@ -82,15 +111,10 @@ class LlamaCppNarrator:
         # a pure function of the text.
         self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
 
-    def _trained_context(self, llama_class) -> int:
-        with _quiet_stderr():
-            vocab = llama_class(model_path=str(self.model_path), vocab_only=True, verbose=False)
-        try:
-            metadata = vocab.metadata
-            architecture = metadata.get("general.architecture", "")
-            return int(metadata.get(f"{architecture}.context_length", 2048))
-        finally:
-            vocab.close()
+    def _trained_context(self) -> int:
+        metadata = read_metadata(self.model_path)
+        architecture = metadata.get("general.architecture", "")
+        return int(metadata.get(f"{architecture}.context_length", 2048))
 
     # -- tokens -------------------------------------------------------------
 

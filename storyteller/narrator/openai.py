@@ -51,6 +51,7 @@ class OpenAINarrator:
                                     timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
         served = self._served_models()
         self.model_id = model or served[0]["id"]
+        self.parameters = None  # a server does not say
         self.n_ctx = n_ctx or self._context_size(served) or DEFAULT_SERVER_CONTEXT
         self._tokenize_route = self._find_tokenize_route()
         self._token_cache: dict[str, list[int]] = {}

@@ -241,6 +241,22 @@ def _n_ctx(settings: Settings, choice: ModelChoice) -> int | None:
 
 
 EXTRACTION_OFF = "off"  # --extractor-model off: no extraction (summaries still run)
+EXTRACTION_AUTO = "auto"  # the default: on for a narrator of NOTES_MIN_PARAMETERS or more
+NOTES_MIN_PARAMETERS = 10**9
+NOTES_OFF_NOTICE = ("Note-taking is off for models under 1B parameters; --extractor-model "
+                    "MODEL turns it on (e.g. --extractor-model embedded).")
+
+
+def takes_notes(settings: Settings, parameters: int | None) -> bool:
+    """Whether the story takes notes after each turn: --extractor-model off never, a model
+    always, auto (the default) when the narrator has NOTES_MIN_PARAMETERS or more, or an
+    unknown size (a server). A small model's notes go wrong often (the 135M embedded
+    model made the inn and the peddler aliases of the blacksmith) and cost it 7-14 s of
+    background work a turn."""
+    choice = settings.extractor_model or EXTRACTION_AUTO
+    if choice == EXTRACTION_OFF:
+        return False
+    return choice != EXTRACTION_AUTO or parameters is None or parameters >= NOTES_MIN_PARAMETERS
 
 
 def load_extractor(settings: Settings, narrator: Narrator) -> Narrator:
@@ -249,7 +265,7 @@ def load_extractor(settings: Settings, narrator: Narrator) -> Narrator:
     model file (memory-mapped once), so background work never evicts the story from the
     narrator's KV cache; else the narrator itself (transformers would hold the weights
     twice; a server keeps its own cache). Game.close frees it if it is not the narrator."""
-    if settings.extractor_model not in (None, EXTRACTION_OFF, settings.model):
+    if settings.extractor_model not in (None, EXTRACTION_AUTO, EXTRACTION_OFF, settings.model):
         return load_narrator(settings, settings.extractor_model)
     if resolve_model(settings).backend in ("llamacpp", "scripted"):
         return load_narrator(settings)  # the scripted one: its own replies, not the story's

@@ -42,6 +42,7 @@ class ScriptedNarrator:
                  delay: float = 0.0):
         self.replies = list(replies or DEFAULT_REPLIES)
         self.model_id = "scripted"
+        self.parameters = None  # not a model
         self.n_ctx = n_ctx
         self.delay = delay  # seconds between words, to exercise streaming and cancel
         self.calls = 0

@@ -62,6 +62,7 @@ class TransformersNarrator:
                                 ) from None
         trained = getattr(self._model.config, "max_position_embeddings", None) or n_ctx_cap
         self.n_ctx = n_ctx or min(trained, n_ctx_cap)
+        self.parameters = self._model.num_parameters()
         self._template = self._tokenizer.chat_template
         self._stop_strings = [] if self._template else template.TRANSCRIPT_STOP
         self._lock = threading.Lock()  # one generation at a time, held by its thread

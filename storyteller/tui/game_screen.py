@@ -184,6 +184,8 @@ class GameScreen(Screen):
         self._show_status("ready")
         for notice in game.campaign.notices:
             self.notify(notice, severity="warning", timeout=30)
+        for notice in game.opening_notices:
+            self.notify(notice)
         action = self.query_one("#action", ActionInput)
         if self.waiting_action and action.value.strip() == self.waiting_action:
             await self._act(action, self.waiting_action)  # sent while the models loaded

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from storyteller.memory.entries import MemoryEntry
+from storyteller.memory.entries import NOTES, MemoryEntry
 from storyteller.memory.view import MemoryEntryNotFound, MemoryView, listing_order
 from storyteller.tui.dialogs import ConfirmScreen
 
@@ -31,7 +31,16 @@ def entry_option(entry: MemoryEntry) -> Option:
     label = Text("★ " if entry.pinned else "  ", style="bold")
     label.append(f"{entry.kind:<9} ", style="dim")
     label.append(entry_title(entry))
+    if entry.source == NOTES:  # the story's own notes, not the world's lore
+        label.append(f"  ✎ note, turn {entry.turn}", style="dim italic")
     return Option(label, id=entry.id)
+
+
+def entry_origin(entry: MemoryEntry) -> str:
+    """Where an entry comes from, for its details line."""
+    if entry.source == NOTES:
+        return f" · a note taken at turn {entry.turn} (/forget notes drops every note)"
+    return f" · from turn {entry.turn}" if entry.turn else ""
 
 
 class MemoryBrowser(Screen):
@@ -105,7 +114,7 @@ class MemoryBrowser(Screen):
                 "#memory-search", Input).value else "The story has not remembered anything yet.")
             text.text = ""
             return
-        origin = f" · from turn {entry.turn}" if entry.turn else ""
+        origin = entry_origin(entry)
         pinned = " · pinned" if entry.pinned else ""
         passage = " · a story passage: Delete drops it" if entry.kind == "event" else ""
         self.query_one("#memory-meta", Static).update(

@@ -15,9 +15,10 @@ from storyteller.engine.reply import TurnCancelled
 from storyteller.engine.session import open_game
 from storyteller.errors import MemoryIndexError
 from storyteller.memory.embedder import MODEL_NAME, MiniLMEmbedder, shared_embedder
-from storyteller.memory.entries import event_entries
+from storyteller.memory.entries import event_entries, world_entries
 from storyteller.memory.journal import JOURNAL_FILE, MemoryJournal
 from storyteller.memory.store import INDEX_FORMAT, MemoryStore, collection_name
+from storyteller.narrator.registry import NOTES_OFF_NOTICE
 from storyteller.narrator.scripted import ScriptedNarrator
 from storyteller.storage.campaign import Campaign
 
@@ -108,23 +109,25 @@ def test_undo_and_retry_take_back_the_memories_of_their_turn(memory_settings):
                      extractor({"facts": [orla]}, {"facts": [maren]}, {"facts": [maren]}))
     memory, store = game.memory, game.memory.store.vectors
     world_maren = memory.state.entries["character-maren-holt"]
+    note = "character-maren-holt-notes"  # what the story noted of Maren, beside her lore
     play(game, "talk to the woman at the bar")
     play(game, "ask Maren for a hammer")
-    assert "second-best hammer" in memory.state.entries["character-maren-holt"].text
+    assert "second-best hammer" in memory.state.entries[note].text
+    assert memory.state.entries["character-maren-holt"] == world_maren
     assert "character-orla-venn" in memory.state.entries
     assert _indexed_turns(store) == {1, 2}
 
-    game.submit("/undo")  # turn 2: Maren is as the world file wrote her again
-    assert memory.state.entries["character-maren-holt"] == world_maren
-    assert _document(store, "character-maren-holt") == world_maren.text
+    game.submit("/undo")  # turn 2: its note of Maren goes with it
+    assert note not in memory.state.entries
+    assert store.collection.get(ids=[note])["ids"] == []
     assert _indexed_turns(store) == {1}
 
     play(game, "ask Maren for a hammer")
-    assert "second-best hammer" in _document(store, "character-maren-holt")
+    assert "second-best hammer" in _document(store, note)
     reply = game.submit("/retry")  # the new telling has no hammer, and neither has memory
     game.settle(reply)
     assert "hammer" not in game.campaign.turns[-1].output
-    assert memory.state.entries["character-maren-holt"] == world_maren
+    assert note not in memory.state.entries and store.collection.get(ids=[note])["ids"] == []
     assert _document(store, "character-maren-holt") == world_maren.text
 
     game.submit("/undo")
@@ -136,6 +139,53 @@ def test_undo_and_retry_take_back_the_memories_of_their_turn(memory_settings):
 
     reopened = open_game(memory_settings, "undo", ScriptedNarrator())
     assert reopened.memory.state.entries == memory.state.entries
+    assert not reopened.memory.index_is_stale()
+    reopened.close()
+
+
+HOSTILE_STORY = ("Maren Holt, the Hearth and Hound's best customer, waves from the forge. "
+                 "Jory Fenn, the peddler, leads his donkey past the Hearth and Hound.")
+HOSTILE = {"facts": [  # what a small model answered: the peddler and the inn as Maren
+    {"kind": "character", "name": "Maren Holt", "aliases": ["Jory Fenn", "The Hearth and Hound"],
+     "text": "She's a traveling peddler who brought a donkey to the market.", "importance": 9},
+    {"kind": "location", "name": "the Hearth and Hound", "aliases": ["Maren Holt"],
+     "text": "The Hearth and Hound is the forge of Maren Holt.", "importance": 9},
+    {"kind": "character", "name": "Jory Fenn", "aliases": ["the blacksmith", "Maren"],
+     "text": "Jory Fenn is the blacksmith.", "importance": 9}]}
+POTS = {"facts": [{"kind": "character", "name": "Jory Fenn", "aliases": [],
+                   "text": "Jory Fenn sells copper pots.", "importance": 4}]}
+
+
+def test_hostile_notes_never_rewrite_the_world_and_go_with_their_turn(settings):
+    game = open_game(settings, "hostile", ScriptedNarrator([HOSTILE_STORY]),
+                     extractor(HOSTILE, POTS))
+    memory, store = game.memory, game.memory.store.vectors
+    lore = {entry.id: entry for entry in world_entries(game.world.lore)}
+    indexed = store.collection.get(ids=list(lore), include=["documents", "metadatas"])
+
+    def notes():
+        return {i: e for i, e in memory.state.entries.items() if e.source == "notes"}
+
+    play(game, "look around the square")
+    first = notes()
+    play(game, "follow the donkey")
+    assert {i: memory.state.entries[i] for i in lore} == lore  # text and aliases as written
+    assert store.collection.get(ids=list(lore), include=["documents", "metadatas"]) == indexed
+    assert set(notes()) == {"character-maren-holt-notes", "location-hearth-and-hound-notes",
+                            "character-jory-fenn-notes"}
+    assert all(set(note.aliases) == set(lore[i.removesuffix("-notes")].aliases)
+               for i, note in notes().items())  # no alias taken from another entry
+    assert {note.turn for note in first.values()} == {1}
+    assert notes()["character-jory-fenn-notes"].turn == 2
+
+    game.submit("/undo")  # turn 2's note is taken back with it
+    assert notes() == first
+    assert "Forgotten: 3 notes" in game.submit("/forget notes").message
+    assert notes() == {} and {i: memory.state.entries[i] for i in lore} == lore
+    assert "no notes to forget" in game.submit("/forget notes").message
+    game.close()
+    reopened = open_game(settings, "hostile", ScriptedNarrator())
+    assert not any(e.source == "notes" for e in reopened.memory.state.entries.values())
     assert not reopened.memory.index_is_stale()
     reopened.close()
 
@@ -271,6 +321,46 @@ def test_extraction_runs_after_the_turn_and_the_next_turn_never_waits_for_it(set
     game.close()
 
 
+class OneContextModel(ScriptedNarrator):
+    """Narrates and takes notes under one lock, as one llama.cpp context does; its notes
+    wait at a gate, holding the lock, until the test opens it (or they are stopped)."""
+
+    def __init__(self):
+        super().__init__([PLANTED_STORY] + FILLER_STORY)
+        self.lock = threading.Lock()
+        self.gate = threading.Event()
+        self.noting = threading.Event()
+
+    def stream(self, prompt, options, cancel, stats, json_schema=None):
+        with self.lock:
+            if json_schema is None:
+                yield from super().stream(prompt, options, cancel, stats)
+                return
+            self.noting.set()
+            while not self.gate.wait(0.01):
+                if cancel.is_set():
+                    stats.stopped_by = "cancel"
+                    return
+            yield json.dumps({"facts": [TOBIAS]})
+
+
+def test_a_turn_stops_the_notes_that_hold_its_model_and_they_are_taken_after_it(settings):
+    model = OneContextModel()
+    game = open_game(settings, "yield", model, model)
+    game.submit(PLANTED_ACTION)
+    assert model.noting.wait(30)  # turn 1's notes hold the model's lock
+    told = []
+    turn = threading.Thread(target=lambda: told.append(game.submit("row across")))
+    turn.start()
+    turn.join(30)  # a turn that waited for the notes would wait for the gate: forever
+    assert told and told[0].turn.number == 2
+    model.gate.set()
+    game.settle()
+    assert "character-tobias-wren" in game.memory.state.entries  # turn 1's, taken again
+    assert (game.memory.notes.noted, game.memory.notes.stopped) == (2, 1)
+    game.close()
+
+
 def extraction_running(settings, name):
     """A game whose first turn is played and whose extraction waits at a closed gate."""
     gated = GatedExtractor([json.dumps({"facts": [TOBIAS]})])
@@ -318,6 +408,21 @@ def test_unusable_extractor_output_is_logged_and_skipped(settings, caplog):
     journal = [json.loads(line) for line in (game.campaign.path / JOURNAL_FILE).open()]
     assert [(r["turn"], r["facts"], r["rejected"]) for r in journal] == [(1, 0, 1), (2, 0, 1),
                                                                        (3, 0, 1)]
+    game.close()
+
+
+def test_by_default_a_narrator_under_1b_parameters_takes_no_notes_and_says_so(settings):
+    auto = settings.model_copy(update={"extractor_model": "auto"})
+    small, big = ScriptedNarrator(), ScriptedNarrator()
+    small.parameters, big.parameters = 135 * 10**6, 3 * 10**9
+    game = open_game(auto, "small", small)
+    assert game.memory.extractor is None and game.opening_notices == [NOTES_OFF_NOTICE]
+    game.close()
+    game = open_game(auto, "big", big)
+    assert game.memory.extractor is not None and game.opening_notices == []
+    game.close()
+    game = open_game(settings, "off", big)  # --extractor-model off: off, and nothing to say
+    assert game.memory.extractor is None and game.opening_notices == []
     game.close()
 
 

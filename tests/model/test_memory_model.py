@@ -21,7 +21,8 @@ def test_a_story_with_real_extraction_recall_and_reindex(tmp_path):
                       "give Maren my silver ring\n/memory\n")
     trace = tmp_path / "trace.jsonl"
     result = run_cli("run", "--campaign", "real", "--script", str(script), "--trace", str(trace),
-                     "--seed", "5", "--max-tokens", "40", "--n-ctx", "2048", cwd=tmp_path)
+                     "--seed", "5", "--max-tokens", "40", "--n-ctx", "2048",
+                     "--extractor-model", "embedded", cwd=tmp_path)  # off by default: 135M
     assert result.returncode == 0, result.stderr
     assert "The story remembers" in result.stderr and "character-maren-holt" in result.stderr
 
@@ -43,6 +44,7 @@ def test_a_story_with_real_extraction_recall_and_reindex(tmp_path):
     turns = {t["number"]: t for t in map(json.loads, (folder / "transcript.jsonl").open())}
     for record in journal:
         if record["type"] in ("add", "change") and record["turn"]:
+            assert record["entry"]["source"] == "notes"  # never the world's entries
             said = normalize_name(f"{turns[record['turn']]['input']} "
                                   f"{turns[record['turn']]['output']}")
             names = [record["entry"]["name"], *record["entry"]["aliases"]]

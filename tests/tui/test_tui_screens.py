@@ -393,7 +393,7 @@ async def test_side_panel_shows_memory_by_kind_and_follows_changes(settings):
             "text": "Tobias Wren rows the ferry across the cold river."}
     slow_notes = ScriptedNarrator(replies=["Tobias Wren waves from his ferry.",
                                            json.dumps({"facts": [fact]})], delay=0.05)
-    app = make_app(settings.model_copy(update={"extractor_model": None}), "quest", slow_notes)
+    app = make_app(settings.model_copy(update={"extractor_model": "auto"}), "quest", slow_notes)
     async with app.run_test(size=SIZE) as pilot:
         await game_ready(pilot)
 
@@ -619,6 +619,19 @@ async def test_the_story_follows_new_turns_after_a_scroll_at_the_bottom(settings
         await play_and_wait(pilot, "listen")
         await pilot.pause(0.2)
         assert story.scroll_y == story.max_scroll_y  # the new turn is in view
+
+
+def test_memory_browser_marks_the_story_notes_apart_from_the_lore():
+    from storyteller.memory.entries import MemoryEntry
+    from storyteller.tui.memory_browser import entry_option, entry_origin
+
+    note = MemoryEntry(id="character-maren-holt-notes", kind="character", name="Maren Holt",
+                       text="Maren Holt lent you a hammer.", turn=3, source="notes")
+    lore = MemoryEntry(id="character-maren-holt", kind="character", name="Maren Holt",
+                       text="Maren Holt is the blacksmith.", source="world")
+    assert str(entry_option(note).prompt).endswith("Maren Holt  ✎ note, turn 3")
+    assert "✎" not in str(entry_option(lore).prompt) and entry_origin(lore) == ""
+    assert entry_origin(note) == " · a note taken at turn 3 (/forget notes drops every note)"
 
 
 async def test_memory_browser_on_the_story_memory(settings):

@@ -2,6 +2,7 @@
 keyword activation, scoring, and checking and merging extracted facts."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from storyteller.memory.entries import (
     event_entries,
     world_entries,
 )
-from storyteller.memory.extract import FACTS_SCHEMA, Fact, merge, validate
+from storyteller.memory.extract import FACTS_SCHEMA, Fact, said_of, take_notes, validate
 from storyteller.memory.journal import JOURNAL_FILE, MemoryJournal
 from storyteller.memory.lorebook import Lorebook
 from storyteller.memory.recall import score, wants_context
@@ -132,24 +133,27 @@ def test_bad_lore_is_one_clear_error(lore, problem):
 
 def test_the_journal_replays_adds_changes_removes_and_undos(tmp_path):
     journal = MemoryJournal(tmp_path)
-    changed = MemoryEntry(**{**MAREN.to_json(), "aliases": MAREN.aliases,
-                             "text": "Maren Holt owes you a sword.", "turn": 2})
-    orla = entry("character-orla", name="Orla", turn=1)
+    rewritten = MemoryEntry(**{**MAREN.to_json(), "aliases": ("Jory Fenn",),
+                               "text": "Maren Holt is a peddler.", "turn": 2})
+    orla = entry("character-orla", name="Orla", turn=1, source="notes")
+    changed = replace(orla, text="Orla owes you a sword.", turn=2)
     journal.put(orla, 1, new=True)
     journal.write("extracted", 1, facts=1, rejected=0, ms=1.0)
     journal.put(changed, 2, new=False)
+    journal.put(rewritten, 2, new=False)  # what older note-taking did to the lore
     pin = entry("pin-1", kind="plot", text="Never trust Orla.", pinned=True, source="player")
     journal.put(pin, None, new=True)
     journal.write("remove", None, id="event-1-0-abc")
 
     state = MemoryJournal(tmp_path).replay([MAREN])  # read back from disk
-    assert state.entries["character-maren-holt"] == changed
-    assert state.written_by == {"character-orla": 1, "character-maren-holt": 2}
+    assert state.entries["character-orla"] == changed
+    assert state.entries["character-maren-holt"] == MAREN  # a turn never rewrites the lore
+    assert state.written_by == {"character-orla": 2}
     assert state.removed == {"event-1-0-abc"} and state.extracted == {1}
 
     journal.write("undo", 2)
     state = MemoryJournal(tmp_path).replay([MAREN])
-    assert state.entries["character-maren-holt"] == MAREN  # as the world wrote her
+    assert state.entries["character-orla"] == orla
     assert set(state.entries) == {"character-maren-holt", "character-orla", "pin-1"}
     journal.write("undo", 1)
     journal.put(entry("character-bren", name="Bren", turn=1), 1, new=True)  # a new turn 1
@@ -218,37 +222,74 @@ def test_the_schema_compiles_to_a_llama_cpp_grammar():
     assert 'character' in grammar._grammar and 'facts' in grammar._grammar
 
 
-def test_facts_merge_by_name_or_alias_instead_of_duplicating():
-    entries = {MAREN.id: MAREN}
-    new = merge(Fact(**fact()), entries, turn=4)
-    assert new.id == "character-tobias-wren" and new.source == "extracted" and new.turn == 4
-    entries[new.id] = new
-    assert merge(Fact(**fact()), entries, turn=5) is None  # nothing new
-
-    by_alias = merge(Fact(**fact(kind="plot", name="the blacksmith", aliases=[],
-                                 text="The blacksmith lent you a hammer.")), entries, turn=6)
-    assert by_alias.id == MAREN.id and by_alias.kind == "character"
-    assert by_alias.text == "Maren Holt is the blacksmith.\nThe blacksmith lent you a hammer."
-    assert by_alias.importance == 8 and by_alias.turn == 6
-
-    renamed = merge(Fact(**fact(name="Maren", aliases=["Holt"], text="Maren is tired.")),
-                    {MAREN.id: MAREN}, turn=7)
-    assert renamed is None or "Holt" in renamed.aliases
-
-    same_id = merge(Fact(**fact(name="Tobias  Wren!", aliases=[], text="Another one.")),
-                    {"character-tobias-wren": entry("character-tobias-wren", name="Someone")},
-                    turn=8)
-    assert same_id.id == "character-tobias-wren-2"
+def notes_after(facts, entries, turn):
+    """The entries once a turn's facts are noted: take_notes' entries over the others."""
+    written = take_notes([Fact(**f) for f in facts], entries, turn)
+    return {**entries, **{e.id: e for e in written}}
 
 
-def test_a_merged_entry_keeps_its_first_and_newest_facts_within_bounds():
-    grown = MAREN
+FERRY = Turn(4, "pay the ferryman", "Old Tobias Wren the ferryman takes your coins.")
+RIVER = Turn(5, "ask the ferryman about the river", "The ferryman says the river is high.")
+
+
+def test_a_fact_lands_in_the_entry_of_its_name_or_alias_and_makes_no_duplicate():
+    entries = notes_after([fact()], {MAREN.id: MAREN}, FERRY)
+    assert set(entries) == {MAREN.id, "character-tobias-wren"}
+    tobias = entries["character-tobias-wren"]
+    assert (tobias.source, tobias.turn, tobias.aliases) == ("notes", 4, ("the ferryman",))
+    assert notes_after([fact()], entries, FERRY) == entries  # nothing new, nothing written
+
+    by_alias = notes_after([fact(kind="plot", name="the ferryman", aliases=[],
+                                 text="The ferryman says the river is high.")], entries, RIVER)
+    assert set(by_alias) == set(entries)  # into Tobias's note: no second entry
+    assert by_alias["character-tobias-wren"] == replace(
+        tobias, turn=5, text="Tobias Wren charges three silver coins.\n"
+                             "The ferryman says the river is high.")
+
+    about_lore = notes_after([fact(kind="plot", name="the blacksmith", aliases=[],
+                                   text="The blacksmith lent you a hammer.")], by_alias, RIVER)
+    assert set(about_lore) == set(by_alias) | {"character-maren-holt-notes"}
+    assert about_lore[MAREN.id] is MAREN  # the world's entry is never rewritten
+    note = about_lore["character-maren-holt-notes"]
+    assert (note.kind, note.name, note.aliases, note.source, note.turn, note.text) == (
+        "character", "Maren Holt", ("the blacksmith",), "notes", 5,
+        "The blacksmith lent you a hammer.")
+    again = notes_after([fact(name="Maren Holt", aliases=[], text="Maren Holt is tired.")],
+                        about_lore, RIVER)
+    assert set(again) == set(about_lore)  # the note about Maren grows; the lore stays
+    assert again["character-maren-holt-notes"].text.endswith("hammer.\nMaren Holt is tired.")
+    assert again[MAREN.id] is MAREN
+
+    same_id = notes_after([fact(name="Tobias  Wren!", aliases=[], text="Another one.")],
+                          {"character-tobias-wren": entry("character-tobias-wren",
+                                                          name="Someone")}, FERRY)
+    assert set(same_id) == {"character-tobias-wren", "character-tobias-wren-2"}
+
+
+def test_an_alias_is_kept_only_where_the_turn_says_it_of_that_name():
+    assert said_of("the ferryman", ("Tobias Wren",), "Old Tobias Wren the ferryman nods.")
+    assert said_of("the blacksmith", ("Maren Holt",), "Maren Holt, the blacksmith, waves.")
+    assert said_of("the Gull", ("Orla",), "A captain called Orla, known as the Gull.")
+    assert not said_of("Red", ("Maren",), "Maren (Red to her friends) waves.")
+    assert said_of("Red", ("Maren",), "Maren (Red) waves.")
+    assert not said_of("Jory Fenn", ("Maren Holt",), "Maren Holt waves to Jory Fenn.")
+    assert not said_of("Jory Fenn", ("Maren Holt",), "Maren Holt, Jory Fenn and you sit.")
+    hostile = [fact(aliases=["the ferryman", "Maren Holt"]),
+               fact(aliases=["the river"], text="Tobias Wren rows.")]
+    noted = notes_after(hostile, {MAREN.id: MAREN}, Turn(
+        4, "wait", "Tobias Wren the ferryman rows; Maren Holt, the river, sings."))
+    # "Maren Holt" is another entry's name; "the river" is not said of Tobias
+    assert noted["character-tobias-wren"].aliases == ("the ferryman",)
+
+
+def test_a_note_keeps_its_first_and_newest_facts_within_bounds():
+    grown = notes_after([fact()], {}, FERRY)["character-tobias-wren"]
     for number in range(40):
-        grown = merge(Fact(**fact(name="Maren Holt", aliases=[],
-                                  text=f"Maren Holt did thing number {number}.")),
-                      {MAREN.id: grown}, turn=number)
+        grown = notes_after([fact(aliases=[], text=f"Tobias Wren did thing number {number}.")],
+                            {grown.id: grown}, FERRY)[grown.id]
     lines = grown.text.split("\n")
-    assert lines[0] == MAREN.text and lines[-1] == "Maren Holt did thing number 39."
+    assert lines[0] == "Tobias Wren charges three silver coins."
+    assert lines[-1] == "Tobias Wren did thing number 39."
     assert len(grown.text) <= 600
 
 

@@ -14,6 +14,7 @@ from storyteller.narrator.registry import (
     load_extractor,
     load_presets,
     resolve_model,
+    takes_notes,
     with_preset_sampling,
 )
 from storyteller.narrator.scripted import ScriptedNarrator
@@ -118,6 +119,21 @@ def test_the_extractor_is_the_narrator_unless_another_model_is_asked_for(models_
     assert load_extractor(settings_for(models_dir, base_url="http://h/v1"), narrator) is narrator
     with pytest.raises(ModelError, match="Model 'other.gguf' not found"):
         load_extractor(settings_for(models_dir, extractor_model="other.gguf"), narrator)
+
+
+def test_note_taking_is_off_by_default_for_a_narrator_under_1b_parameters():
+    from storyteller.narrator.llamacpp import parameter_count, read_metadata
+
+    embedded = parameter_count(read_metadata(embedded_model_path()))  # no weights loaded
+    assert embedded == 135 * 10**6
+    auto = Settings()
+    assert auto.extractor_model == "auto" and not takes_notes(auto, embedded)
+    assert takes_notes(auto, parameter_count({"general.size_label": "1.2B"}))
+    assert takes_notes(auto, None)  # a server does not say its size
+    assert takes_notes(Settings(extractor_model="embedded"), embedded)
+    assert not takes_notes(Settings(extractor_model="off"), 3 * 10**9)
+    assert parameter_count({"general.size_label": "8x7B"}) == 56 * 10**9
+    assert parameter_count({"general.size_label": "large"}) is None
 
 
 def test_storyteller_models_lists_presets_and_files(models_dir, monkeypatch, capsys):
