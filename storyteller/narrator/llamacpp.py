@@ -3,7 +3,8 @@
 Prompts go in as token lists that we build ourselves (see template.py), so untrusted
 text is tokenized with special-token parsing off and the count we budget with is the
 count the model receives. llama-cpp-python's generate() keeps the KV cache of the
-longest common prefix with the previous call, so a stable prompt front is reused.
+longest common prefix with the previous call, so a stable prompt front is reused, and
+prefill() evaluates the next prompt's front while the player reads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from storyteller.narrator.template import (
     render_transcript,
     tokenize_pieces,
 )
+
+# Tokens a prefill evaluates per hold of the context lock: small, so a turn that wants
+# the context waits for one batch at most (about 0.15 s with the embedded model on
+# 2 cores), big enough that llama.cpp still evaluates them at full speed.
+PREFILL_BATCH = 32
 
 
 @contextlib.contextmanager
@@ -112,6 +118,47 @@ class LlamaCppNarrator:
             return ""
         return self._llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
+    # -- the prompt cache -----------------------------------------------------
+
+    def cached_tokens(self) -> list[int]:
+        """The tokens whose keys and values the context holds, in order."""
+        return self._llm._input_ids.tolist()
+
+    def _cached_prefix(self, tokens: list[int]) -> int:
+        """How many of `tokens` the context already holds."""
+        import numpy as np  # llama-cpp-python's own dependency, loaded with it
+
+        cached = self._llm._input_ids
+        length = min(len(cached), len(tokens))
+        differ = np.flatnonzero(cached[:length] != np.asarray(tokens[:length], dtype=cached.dtype))
+        return int(differ[0]) if len(differ) else length
+
+    def _reused(self, tokens: list[int]) -> int:
+        """The prompt tokens generate() takes from the cache: the cached prefix, less the
+        last one when the whole prompt is cached but its logits must be made again (as
+        llama-cpp-python's generate() decides)."""
+        prefix = self._cached_prefix(tokens)
+        llm = self._llm
+        if prefix == len(tokens) and (llm.n_tokens != len(tokens) or llm._requires_eval):
+            prefix -= 1
+        return max(prefix, 0)
+
+    def prefill(self, tokens: list[int], cancel: threading.Event) -> int:
+        """Evaluate `tokens` into the cache, PREFILL_BATCH at a time, each batch under the
+        lock a generation takes; stops within one batch once cancel is set. What the
+        cache held past the shared prefix is dropped first. Returns tokens evaluated."""
+        evaluated = 0
+        while not cancel.is_set():
+            with self._lock:
+                start = self._cached_prefix(tokens)
+                if cancel.is_set() or start >= len(tokens):
+                    break
+                self._llm.n_tokens = start  # eval() drops the cache past n_tokens
+                batch = tokens[start:start + PREFILL_BATCH]
+                self._llm.eval(batch)
+                evaluated += len(batch)
+        return evaluated
+
     # -- generation ---------------------------------------------------------
 
     def stream(self, prompt: RenderedPrompt, options: SamplingOptions,
@@ -130,6 +177,7 @@ class LlamaCppNarrator:
             vocab = self._llm._model.vocab
             text_so_far = ""
             stats.stopped_by = "length"
+            stats.evaluated_tokens = len(prompt.tokens) - self._reused(prompt.tokens)
             for token in self._llm.generate(
                 prompt.tokens, top_k=options.top_k, top_p=options.top_p,
                 temp=options.temperature, repeat_penalty=options.repeat_penalty,
