@@ -78,6 +78,8 @@ class Settings(Tuning, BaseSettings):
     memory_url: str | None = Field(
         None, description="Chroma server for the story memory (http://HOST:PORT); default: "
                           "an embedded index in saves/<campaign>/memory/.")
+    prefill: bool = Field(True, description="llama.cpp: evaluate the next prompt's stable "
+                          "front while the player reads (off: only for comparison).")
     extractor_model: str | None = Field(
         None, description="Model that notes facts after each turn: like --model, or 'off'; "
                           "default: the narrator's model.")

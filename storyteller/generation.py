@@ -39,6 +39,9 @@ class SamplingOptions(Sampling):
     """One generation's options: the sampling plus the seed."""
 
     seed: int = 0
+    # The previous narration: the answer may not copy runs of it (llama.cpp bans them
+    # while sampling: narrator/nocopy.py; other backends leave it to the loop guard).
+    avoid_copying: str = ""
 
 
 def check_max_tokens(max_tokens: int, n_ctx: int) -> None:

@@ -55,7 +55,7 @@ class Game:
         stores = [self.summarizer] + ([memory] if memory else [])
         self.timeline = Timeline(campaign, DerivedStores(stores))
         self.content_log = ContentLog(campaign.content_log_path, settings.content_log_level)
-        self.prefill = Prefill(narrator, self._next_prefix)
+        self.prefill = Prefill(narrator if settings.prefill else None, self._next_prefix)
 
     @property
     def settings(self) -> Settings:

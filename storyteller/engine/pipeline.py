@@ -139,7 +139,8 @@ class TurnPipeline:
             return output, stats
 
         previous = history[-1].output if history else ""
-        output, stats, options = guarded_answer(attempt, self.sampling(), previous,
+        sampling = self.sampling().model_copy(update={"avoid_copying": previous})
+        output, stats, options = guarded_answer(attempt, sampling, previous,
                                                 lambda n: self._seed(number, n))
         notices = list(plan.notices) + (recall.notices if recall else [])
         return Telling(output, plan, stats, options.seed, timings, self.retrieved(plan, recall),

@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Prefill:
-    def __init__(self, narrator: Narrator, next_prefix: Callable[[], list[int]]):
-        """next_prefix() gives the tokens to prefill: the next turn's stable prefix."""
+    def __init__(self, narrator: Narrator | None, next_prefix: Callable[[], list[int]]):
+        """next_prefix() gives the tokens to prefill: the next turn's stable prefix.
+        Without a narrator (the prefill setting off), nothing is prefilled."""
         self._prefill = getattr(narrator, "prefill", None)
         self._next_prefix = next_prefix
         self._cancel = threading.Event()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from storyteller.errors import ModelError
 from storyteller.generation import GenerationStats, Message, RenderedPrompt, SamplingOptions
+from storyteller.narrator.nocopy import NoCopy
 from storyteller.narrator.template import (
     TRANSCRIPT_STOP,
     Piece,
@@ -171,6 +172,12 @@ class LlamaCppNarrator:
         if json_schema is not None:
             with _quiet_stderr():
                 grammar = LlamaGrammar.from_json_schema(json.dumps(json_schema), verbose=False)
+        processors = None
+        if options.avoid_copying:
+            from llama_cpp import LogitsProcessorList
+
+            source = self._tokenize(options.avoid_copying, trusted=False, first=False)
+            processors = LogitsProcessorList([NoCopy(source)])
         with self._lock:
             self._llm.set_seed(options.seed)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -181,7 +188,7 @@ class LlamaCppNarrator:
             for token in self._llm.generate(
                 prompt.tokens, top_k=options.top_k, top_p=options.top_p,
                 temp=options.temperature, repeat_penalty=options.repeat_penalty,
-                grammar=grammar,
+                grammar=grammar, logits_processor=processors,
             ):
                 if cancel.is_set():
                     stats.stopped_by = "cancel"

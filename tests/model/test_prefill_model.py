@@ -1,11 +1,13 @@
 """The prefill with the real embedded model: what it evaluates while the player reads is
-what the next turn reuses, and input during a prefill never leaves a stale cache."""
+what the next turn reuses, and input during a prefill never leaves a stale cache. And
+the sampling that keeps an answer from copying the previous one."""
 
 import threading
 
 from support import RecordingNarrator, common_prefix
 
 from storyteller.engine.session import open_game
+from storyteller.generation import Message, SamplingOptions, complete
 
 WAIT = 120  # seconds
 TEMPLATE_WRAPPERS = 12  # ChatML around the last user message and the answer's start
@@ -76,3 +78,30 @@ def test_submit_undo_and_retry_during_a_prefill_leave_no_stale_cache(settings, r
     game.prefill.wait()
     assert holds(real_narrator, game.prefill.tokens)  # and the prefill after it
     game.close()
+
+
+def test_an_answer_told_not_to_copy_does_not(real_narrator):
+    """Asked to say its last answer again, the model would copy it; told not to copy it,
+    it shares no long run of words with it."""
+    previous = ("The innkeeper wipes a mug and nods toward the stairs, where a lantern "
+                "gutters above a door painted with a red hand.")
+    messages = [Message.of("system", "You narrate a text adventure.", "system"),
+                Message.of("user", "look around", "history"),
+                Message.of("assistant", previous, "history"),
+                Message.of("user", "Repeat your last answer exactly, word for word.", "input")]
+    prompt = real_narrator.render(messages)
+    options = SamplingOptions(max_tokens=40, seed=3, temperature=0.2)
+    copied, _ = complete(real_narrator, prompt, options)
+    told, _ = complete(real_narrator, prompt, options.model_copy(
+        update={"avoid_copying": previous}))
+    assert longest_shared_run(copied, previous) >= 8  # the model does copy
+    assert longest_shared_run(told, previous) < 8 and told.strip()
+
+
+def longest_shared_run(text, source):
+    words, known = text.lower().split(), source.lower().split()
+    runs = {tuple(known[i:i + n]) for n in range(1, len(known) + 1)
+            for i in range(len(known) - n + 1)}
+    return max((n for n in range(1, len(words) + 1)
+                for i in range(len(words) - n + 1) if tuple(words[i:i + n]) in runs),
+               default=0)
