@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--script", type=Path, required=True,
                      help="file with one player action or /command per line")
     run.add_argument("--trace", type=Path, help="append one JSON line per turn to this file")
+    run.add_argument("--think-time", type=float, default=0.0, metavar="SECONDS",
+                     help="after each line, wait this long as a reading player would "
+                          "(background work and the prefill go on meanwhile)")
     _add_worlds_commands(commands)
     _add_saves_flag(commands.add_parser(
         "campaigns", help="list the campaigns: name, world, turns, last played, size"))
@@ -190,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from storyteller.headless import run_script
 
-            return run_script(settings, args.campaign, args.script, args.trace)
+            return run_script(settings, args.campaign, args.script, args.trace,
+                              args.think_time)
         if args.command == "reindex":
             from storyteller.memory.reindex import reindex_campaign
 

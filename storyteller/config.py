@@ -83,6 +83,8 @@ class Settings(Tuning, BaseSettings):
     memory_url: str | None = Field(
         None, description="Chroma server for the story memory (http://HOST:PORT); default: "
                           "an embedded index in saves/<campaign>/memory/.")
+    prefill: bool = Field(True, description="llama.cpp: evaluate the next prompt's stable "
+                          "front while the player reads (off: only for comparison).")
     extractor_model: str = Field(
         "auto", description="Model that notes facts after each turn: like --model, 'off', or "
                             "'auto': the narrator's model if it has 1B parameters or more.")

@@ -39,6 +39,9 @@ class SamplingOptions(Sampling):
     """One generation's options: the sampling plus the seed."""
 
     seed: int = 0
+    # The previous narration: the answer may not copy runs of it (llama.cpp bans them
+    # while sampling: narrator/nocopy.py; other backends leave it to the loop guard).
+    avoid_copying: str = ""
 
 
 def check_max_tokens(max_tokens: int, n_ctx: int) -> None:
@@ -96,6 +99,9 @@ class GenerationStats:
 
     completion_tokens: int = 0
     stopped_by: str = ""  # "eos", "length", "cancel"
+    # Prompt tokens evaluated by this call, i.e. not already in the backend's cache;
+    # None: the backend cannot tell (then all the prompt's tokens count).
+    evaluated_tokens: int | None = None
 
 
 class Narrator(Protocol):
@@ -119,6 +125,15 @@ class Narrator(Protocol):
 
     def close(self) -> None:
         """Free the model."""
+
+
+class Prefilling(Protocol):
+    """A backend that keeps its prompt cache between calls (llama.cpp) can evaluate a
+    prompt's front before it is asked to generate; a server backend has no prefill."""
+
+    def prefill(self, tokens: list[int], cancel: threading.Event) -> int:
+        """Evaluate `tokens` into the cache, in small batches, stopping within one batch
+        once cancel is set; a generation always goes first. Returns tokens evaluated."""
 
 
 def complete(narrator: Narrator, prompt: RenderedPrompt, options: SamplingOptions,

@@ -15,6 +15,7 @@ from storyteller.engine.commands import run_command
 from storyteller.engine.content_log import ContentLog
 from storyteller.engine.derived import DerivedStores
 from storyteller.engine.pipeline import Telling, turn_pipeline
+from storyteller.engine.prefill import Prefill
 from storyteller.engine.reply import ChunkCallback, Reply
 from storyteller.engine.timeline import Timeline
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
@@ -54,6 +55,7 @@ class Game:
         self.timeline = Timeline(campaign, DerivedStores(stores))
         self.content_log = ContentLog(campaign.content_log_path, settings.content_log_level)
         self.opening_notices: list[str] = []  # said once when the game opens
+        self.prefill = Prefill(narrator if settings.prefill else None, self._next_prefix)
 
     @property
     def settings(self) -> Settings:
@@ -73,7 +75,19 @@ class Game:
 
     def submit(self, raw_text: str, on_chunk: ChunkCallback | None = None,
                cancel: threading.Event | None = None) -> Reply:
-        """Play one line: a command (starting with '/') or an action."""
+        """Play one line: a command (starting with '/') or an action. Any line stops the
+        prefill first; once it is played, the next turn's prefix is prefilled."""
+        self.prefill.cancel()
+        reply = None
+        try:
+            reply = self._submit(raw_text, on_chunk, cancel)
+        finally:
+            if reply is None or not reply.quit:
+                self.prefill.start()
+        return reply
+
+    def _submit(self, raw_text: str, on_chunk: ChunkCallback | None,
+                cancel: threading.Event | None) -> Reply:
         text, notice = clean_player_input(raw_text, self.settings.max_input_chars)
         try:
             if not text:
@@ -178,12 +192,23 @@ class Game:
         time would, and put the turn's memory writing (passages indexed, notes taken) in
         its trace's `extract`."""
         self.timeline.derived.settle()
-        if self.memory and reply and reply.turn and reply.trace:
+        if reply:
+            self.fill_extract(reply)
+
+    def turn_settled(self, reply: Reply) -> bool:
+        """Whether the reply's own turn has had its memory written (passages, notes)."""
+        return not (self.memory and reply.turn) or self.memory.written(reply.turn.number)
+
+    def fill_extract(self, reply: Reply) -> None:
+        """Put the turn's memory writing time in its trace's `extract`."""
+        if self.memory and reply.turn and reply.trace:
             reply.trace.timings_ms["extract"] = round(self.memory.write_ms(reply.turn.number), 3)
 
     def close(self, finish: bool = True) -> None:
         """Finish (or, with finish=False, cancel) the background work, free the models
         this game loaded, then let another storyteller open the campaign."""
+        self.prefill.cancel()
+        self.prefill.wait()
         try:
             if self.memory:
                 self.memory.close(finish)
@@ -195,6 +220,12 @@ class Game:
         finally:
             if self.lock:
                 self.lock.release()
+
+    def _next_prefix(self) -> list[int]:
+        """The next turn's stable prefix, the last action standing in for the next."""
+        turns = self.timeline.turns
+        return self.pipeline.stable_prefix(turns, self.campaign.next_turn_number,
+                                           turns[-1].input if turns else "")
 
     def _trace(self, turn: Turn, telling: Telling) -> TurnTrace:
         plan = telling.plan
@@ -209,7 +240,7 @@ class Game:
                         for stage in TIMING_STAGES},
             model=self.narrator.model_id, seed=telling.seed,
             autosave=self.campaign.save_state.to_json(), attempts=telling.attempts,
-            scaffold_cut=telling.scaffold_cut,
+            scaffold_cut=telling.scaffold_cut, evaluated_tokens=telling.evaluated_tokens,
         )
 
 

@@ -46,6 +46,7 @@ class Telling:
     attempts: int = 1
     notices: list[str] = field(default_factory=list)
     scaffold_cut: int = 0  # characters of the prompt's scaffolding cut from the narration
+    evaluated_tokens: int = 0  # the first attempt's prompt tokens not found in the cache
 
 
 class TurnPipeline:
@@ -61,6 +62,7 @@ class TurnPipeline:
         self.block = RecalledBlock()
         self.scaffold_cut = 0  # characters of scaffolding cut from the last answer
         self._retries: dict[int, int] = {}  # per turn number: a retelling draws new seeds
+        self._planning = threading.Lock()  # a turn and the prefill plan one at a time
 
     @property
     def budget(self) -> Budget:
@@ -80,6 +82,18 @@ class TurnPipeline:
              retelling: bool = False) -> tuple[PromptPlan, Recall | None, dict[str, float]]:
         """The prompt turn `number` would be told from, and what recall gave it: the very
         code path a turn uses (`storyteller prompt` shows it without telling)."""
+        with self._planning:
+            return self._plan(history, number, player_input, retelling)
+
+    def stable_prefix(self, history: list[Turn], number: int, stand_in: str) -> list[int]:
+        """The tokens turn `number`'s prompt will most likely begin with, before its own
+        memories and input: planned with `stand_in` for the action it does not know yet
+        (the last action: its length decides, with its memories, how much history fits)."""
+        plan, _, _ = self.plan(history, number, stand_in)
+        return plan.stable_tokens()
+
+    def _plan(self, history: list[Turn], number: int, player_input: str,
+              retelling: bool) -> tuple[PromptPlan, Recall | None, dict[str, float]]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         shown = self.summarizer.history(history)
@@ -103,28 +117,35 @@ class TurnPipeline:
              retelling: bool = False) -> Telling:
         """Narrate turn `number` after `history`. A retelling (retry, edit) draws new seeds
         and does not let the old telling's memories shape the new one."""
+        entered = time.perf_counter()  # the player pressed Enter
         if retelling:
             self._retries[number] = self._retries.get(number, 0) + 1
         plan, recall, timings = self.plan(history, number, player_input, retelling)
         timings["extract"] = 0.0  # the notes are taken after the turn: see Game.settle
         seeds: list[int] = []
+        evaluated: list[int] = []
 
         def attempt(options: SamplingOptions) -> tuple[str, GenerationStats]:
+            before = _ms_since(entered)
             output, stats, stream_timings = self._generate(plan, options, on_chunk, cancel)
-            # The player waits for the first attempt's first token, and for every attempt;
-            # tokens/s is the kept answer's.
-            timings.setdefault("ttft", stream_timings["ttft"])
+            # The player waits from Enter (recall and budgeting too) for the first
+            # attempt's first token, and for every attempt; tokens/s is the kept answer's.
+            timings.setdefault("ttft", before + stream_timings["ttft"])
+            evaluated.append(len(plan.rendered) if stats.evaluated_tokens is None
+                             else stats.evaluated_tokens)
             timings["generate"] = timings.get("generate", 0.0) + stream_timings["generate"]
             timings["decode"] = stream_timings["generate"] - stream_timings["ttft"]
             seeds.append(options.seed)
             return output, stats
 
         previous = history[-1].output if history else ""
-        output, stats, options = guarded_answer(attempt, self.sampling(), previous,
+        sampling = self.sampling().model_copy(update={"avoid_copying": previous})
+        output, stats, options = guarded_answer(attempt, sampling, previous,
                                                 lambda n: self._seed(number, n))
         notices = list(plan.notices) + (recall.notices if recall else [])
         return Telling(output, plan, stats, options.seed, timings, self.retrieved(plan, recall),
-                       len(seeds), notices, scaffold_cut=self.scaffold_cut)
+                       len(seeds), notices, scaffold_cut=self.scaffold_cut,
+                       evaluated_tokens=evaluated[0])
 
     def retrieved(self, plan: PromptPlan, recall: Recall | None) -> list[dict]:
         """What the story memory put in this prompt, section by section, for the trace."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from storyteller.storage.durable import append_jsonl
 
-# ttft: the first attempt's first token;
+# ttft: from Enter (recall and budgeting included) to the first attempt's first token;
 # generate: all attempts (a retried answer is generated again); decode: the kept answer
 # after its first token.
 TIMING_STAGES = ("retrieve", "budget", "ttft", "generate", "decode", "extract", "save")
@@ -33,6 +33,13 @@ class TurnTrace:
     autosave: dict = field(default_factory=dict)  # storage.campaign.SaveState after this turn
     attempts: int = 1  # answers generated; more than one when the loop guard retried
     scaffold_cut: int = 0  # characters of prompt scaffolding cut from the narration
+    # Prompt tokens evaluated after Enter (the first attempt's): those not already in
+    # the narrator's cache. The rest of prompt_tokens were reused.
+    evaluated_tokens: int = 0
+
+    @property
+    def reused_tokens(self) -> int:
+        return self.prompt_tokens - self.evaluated_tokens
 
     @property
     def tokens_per_second(self) -> float:

@@ -283,6 +283,10 @@ class StoryMemory:
         problems, self.writer.problems = self.writer.problems, []
         return problems
 
+    def written(self, number: int) -> bool:
+        """Whether turn `number`'s background writing is over (done, or given up)."""
+        return number in self.writer.write_ms
+
     def write_ms(self, number: int) -> float:
         """How long turn `number`'s background writing took (passages and notes)."""
         return self.writer.write_ms.get(number, 0.0)

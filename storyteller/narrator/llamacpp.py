@@ -3,7 +3,8 @@
 Prompts go in as token lists that we build ourselves (see template.py), so untrusted
 text is tokenized with special-token parsing off and the count we budget with is the
 count the model receives. llama-cpp-python's generate() keeps the KV cache of the
-longest common prefix with the previous call, so a stable prompt front is reused.
+longest common prefix with the previous call, so a stable prompt front is reused, and
+prefill() evaluates the next prompt's front while the player reads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from storyteller.errors import ModelError
 from storyteller.generation import GenerationStats, Message, RenderedPrompt, SamplingOptions
+from storyteller.narrator.nocopy import NoCopy
 from storyteller.narrator.template import (
     TRANSCRIPT_STOP,
     Piece,
@@ -30,6 +32,10 @@ from storyteller.narrator.template import (
 )
 
 COUNT_CACHE = 8192  # texts whose token counts are kept
+# Tokens a prefill evaluates per hold of the context lock: small, so a turn that wants
+# the context waits for one batch at most (about 0.15 s with the embedded model on
+# 2 cores), big enough that llama.cpp still evaluates them at full speed.
+PREFILL_BATCH = 32
 
 
 @contextlib.contextmanager
@@ -149,6 +155,47 @@ class LlamaCppNarrator:
             return ""
         return self._llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
+    # -- the prompt cache -----------------------------------------------------
+
+    def cached_tokens(self) -> list[int]:
+        """The tokens whose keys and values the context holds, in order."""
+        return self._llm._input_ids.tolist()
+
+    def _cached_prefix(self, tokens: list[int]) -> int:
+        """How many of `tokens` the context already holds."""
+        import numpy as np  # llama-cpp-python's own dependency, loaded with it
+
+        cached = self._llm._input_ids
+        length = min(len(cached), len(tokens))
+        differ = np.flatnonzero(cached[:length] != np.asarray(tokens[:length], dtype=cached.dtype))
+        return int(differ[0]) if len(differ) else length
+
+    def _reused(self, tokens: list[int]) -> int:
+        """The prompt tokens generate() takes from the cache: the cached prefix, less the
+        last one when the whole prompt is cached but its logits must be made again (as
+        llama-cpp-python's generate() decides)."""
+        prefix = self._cached_prefix(tokens)
+        llm = self._llm
+        if prefix == len(tokens) and (llm.n_tokens != len(tokens) or llm._requires_eval):
+            prefix -= 1
+        return max(prefix, 0)
+
+    def prefill(self, tokens: list[int], cancel: threading.Event) -> int:
+        """Evaluate `tokens` into the cache, PREFILL_BATCH at a time, each batch under the
+        lock a generation takes; stops within one batch once cancel is set. What the
+        cache held past the shared prefix is dropped first. Returns tokens evaluated."""
+        evaluated = 0
+        while not cancel.is_set():
+            with self._lock:
+                start = self._cached_prefix(tokens)
+                if cancel.is_set() or start >= len(tokens):
+                    break
+                self._llm.n_tokens = start  # eval() drops the cache past n_tokens
+                batch = tokens[start:start + PREFILL_BATCH]
+                self._llm.eval(batch)
+                evaluated += len(batch)
+        return evaluated
+
     # -- generation ---------------------------------------------------------
 
     def stream(self, prompt: RenderedPrompt, options: SamplingOptions,
@@ -164,16 +211,23 @@ class LlamaCppNarrator:
         if json_schema is not None:
             with _quiet_stderr():
                 grammar = LlamaGrammar.from_json_schema(json.dumps(json_schema), verbose=False)
+        processors = None
+        if options.avoid_copying:
+            from llama_cpp import LogitsProcessorList
+
+            source = self._tokenize(options.avoid_copying, trusted=False, first=False)
+            processors = LogitsProcessorList([NoCopy(source)])
         with self._lock:
             self._llm.set_seed(options.seed)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             vocab = self._llm._model.vocab
             text_so_far = ""
             stats.stopped_by = "length"
+            stats.evaluated_tokens = len(prompt.tokens) - self._reused(prompt.tokens)
             for token in self._llm.generate(
                 prompt.tokens, top_k=options.top_k, top_p=options.top_p,
                 temp=options.temperature, repeat_penalty=options.repeat_penalty,
-                grammar=grammar,
+                grammar=grammar, logits_processor=processors,
             ):
                 if cancel.is_set():
                     stats.stopped_by = "cancel"

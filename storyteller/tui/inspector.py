@@ -44,6 +44,11 @@ def dropped_summary(sections: list[dict]) -> str:
     return "Dropped to fit: " + ", ".join(pieces) + "."
 
 
+def cache_line(trace: TurnTrace) -> str:
+    return (f"{trace.reused_tokens} tokens reused from the cache, {trace.evaluated_tokens} "
+            f"evaluated after Enter · first word after {trace.timings_ms['ttft'] / 1000:.2f} s")
+
+
 class ContextBar(Widget):
     """How n_ctx was spent, as wide as the screen."""
 
@@ -81,6 +86,7 @@ class PromptInspector(Screen):
                      f"{trace.completion_tokens} = {used} of {trace.n_ctx} tokens "
                      f"({trace.max_tokens} reserved for the answer) · {trace.model}",
                      id="inspector-head", markup=False)
+        yield Static(cache_line(trace), id="inspector-cache", markup=False)
         yield ContextBar(trace, id="inspector-bar")
         yield Static(dropped_summary(trace.sections), id="inspector-dropped", markup=False)
         texts = section_texts(self.plan)

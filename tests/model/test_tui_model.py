@@ -48,6 +48,10 @@ async def test_real_model_session_from_the_title_screen(settings, real_narrator)
         assert sum(tokens.values()) <= trace.prompt_tokens <= trace.n_ctx - trace.max_tokens
         head = str(app.screen.query_one("#inspector-head").render())
         assert f"prompt {trace.prompt_tokens}" in head
+        cache = str(app.screen.query_one("#inspector-cache").render())
+        assert 0 < trace.evaluated_tokens < trace.prompt_tokens  # a retelling reuses
+        assert (f"{trace.reused_tokens} tokens reused from the cache, "
+                f"{trace.evaluated_tokens} evaluated") in cache
         await pilot.press("escape")
         await pilot.press("ctrl+z")
         await wait_until(pilot, lambda: not app.screen.narrating, MODEL_WAIT)

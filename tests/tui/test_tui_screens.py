@@ -512,6 +512,9 @@ async def test_inspector_shows_each_section_the_bar_and_what_was_dropped(setting
         trace = app.screen.trace
         head = str(app.screen.query_one("#inspector-head").render())
         assert f"Turn 6 · prompt {trace.prompt_tokens}" in head and "of 300 tokens" in head
+        cache = str(app.screen.query_one("#inspector-cache").render())
+        # the scripted narrator keeps no prompt cache: every token is evaluated
+        assert f"0 tokens reused from the cache, {trace.prompt_tokens} evaluated" in cache
         titles = [str(c.title) for c in app.screen.query(".inspector-section")]
         assert [t.split(" · ")[0] for t in titles] == [s["name"] for s in trace.sections]
         cut = next(s for s in trace.sections if s["dropped"])

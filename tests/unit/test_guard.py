@@ -6,6 +6,7 @@ import pytest
 from storyteller.engine.guard import EMPTY, REPEAT, judge, loops_inside, repeats_previous
 from storyteller.engine.session import open_game
 from storyteller.errors import ModelError
+from storyteller.narrator.nocopy import NoCopy
 from storyteller.narrator.scripted import ScriptedNarrator
 
 FIRST = "The innkeeper wipes a mug and nods toward the stairs, where a lantern gutters."
@@ -71,3 +72,24 @@ def test_the_repeat_penalty_never_passes_its_bound(settings):
     narrator = ScriptedNarrator(replies=[LOOP])
     open_game(settings, "quest", narrator).submit("walk")
     assert [o.repeat_penalty for o in narrator.options] == pytest.approx([1.9, 2.0, 2.0])
+
+
+def test_no_copy_bans_only_the_token_that_would_complete_a_copied_run():
+    source = [1, 2, 3, 4, 5, 6, 2, 3, 4, 9]
+    blocker = NoCopy(source, run=4)
+    assert blocker.banned([7, 2, 3, 4]) == {5, 9}  # both runs "2 3 4 ..." in the source
+    assert blocker.banned([7, 3, 4, 5]) == {6}
+    assert blocker.banned([2, 3, 7]) == set() and blocker.banned([4]) == set()
+    import numpy as np
+
+    scores = np.zeros(10, dtype=np.single)
+    blocker(np.array([8, 1, 2, 3], dtype=np.intc), scores)
+    assert np.isneginf(scores[4]) and np.isfinite(np.delete(scores, 4)).all()
+
+
+def test_each_answer_is_told_not_to_copy_the_previous_one(settings):
+    narrator = ScriptedNarrator(replies=[FIRST, SECOND])
+    game = open_game(settings, "quest", narrator)
+    game.submit("look")
+    game.submit("wait")
+    assert [options.avoid_copying for options in narrator.options] == ["", FIRST]
