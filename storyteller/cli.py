@@ -16,36 +16,46 @@ from storyteller.errors import StorytellerError
 from storyteller.generation import Sampling
 from storyteller.storage.export import EXPORT_FORMATS
 
+# The game's own flags: (flag, add_argument options). A flag left out keeps the setting
+# from the environment (STORYTELLER_*) or its default.
+GAME_FLAGS: tuple[tuple[str, dict], ...] = (
+    ("--world", {"help": "world for a new campaign, shipped or imported "
+                         "(`storyteller worlds` lists them)"}),
+    ("--model", {"help": "a preset (`storyteller models` lists them), a .gguf path, a "
+                         "Hugging Face model folder, or a model name on a server"}),
+    ("--backend", {"choices": BACKENDS,
+                   "help": "when the model alone does not say (default: from --model); "
+                           "'scripted' replays canned replies (--model FILE: its replies)"}),
+    ("--base-url", {"help": "OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 "
+                            "(implies --backend openai)"}),
+    ("--api-key", {"help": "the server's API key (or STORYTELLER_API_KEY); never saved"}),
+    ("--n-gpu-layers", {"type": int, "help": "llama.cpp: layers on the GPU (-1: all)"}),
+    ("--flash-attn", {"action": "store_true", "default": None,
+                      "help": "llama.cpp: flash attention"}),
+    ("--lora", {"type": Path, "help": "llama.cpp: a LoRA adapter (GGUF) to apply"}),
+    ("--device", {"help": "transformers: auto (default), cpu, cuda, mps"}),
+    ("--dtype", {"help": "transformers: auto (default), float32, bfloat16, float16"}),
+    ("--seed", {"type": int, "help": "sampling seed, for repeatable stories"}),
+)
+LATER_FLAGS: tuple[tuple[str, dict], ...] = (
+    ("--n-ctx", {"type": int, "help": "context size in tokens (default: the model's)"}),
+    ("--threads", {"type": int, "dest": "n_threads", "help": "CPU threads for the model"}),
+    ("--log-level", {"type": int, "dest": "content_log_level", "metavar": "0-3",
+                     "help": "content log in saves/<campaign>/logs/: 0 off, 1 per-turn "
+                             "summary, 2 key stages, 3 full prompts and outputs (kept with "
+                             "the campaign)"}),
+)
+
 
 def _add_game_flags(parser: argparse.ArgumentParser, campaign_required: bool) -> None:
     parser.add_argument("--campaign", required=campaign_required,
                         help="campaign to start or resume (a folder in the saves directory); "
                              "without it the game opens on the title screen")
-    parser.add_argument("--world", help="world for a new campaign, shipped or imported "
-                        "(`storyteller worlds` lists them)")
-    parser.add_argument("--model", help="a preset (`storyteller models` lists them), a .gguf "
-                        "path, a Hugging Face model folder, or a model name on a server")
-    parser.add_argument("--backend", choices=BACKENDS,
-                        help="when the model alone does not say (default: from --model); "
-                             "'scripted' replays canned replies (--model FILE: its replies)")
-    parser.add_argument("--base-url", help="OpenAI-compatible server, e.g. "
-                        "http://127.0.0.1:8080/v1 (implies --backend openai)")
-    parser.add_argument("--api-key", help="the server's API key (or STORYTELLER_API_KEY); "
-                        "never saved")
-    parser.add_argument("--n-gpu-layers", type=int, help="llama.cpp: layers on the GPU (-1: all)")
-    parser.add_argument("--flash-attn", action="store_true", default=None,
-                        help="llama.cpp: flash attention")
-    parser.add_argument("--lora", type=Path, help="llama.cpp: a LoRA adapter (GGUF) to apply")
-    parser.add_argument("--device", help="transformers: auto (default), cpu, cuda, mps")
-    parser.add_argument("--dtype", help="transformers: auto (default), float32, bfloat16, float16")
-    parser.add_argument("--seed", type=int, help="sampling seed, for repeatable stories")
+    for flag, options in GAME_FLAGS:
+        parser.add_argument(flag, **options)
     _add_sampling_flags(parser)
-    parser.add_argument("--n-ctx", type=int, help="context size in tokens (default: the model's)")
-    parser.add_argument("--threads", type=int, dest="n_threads", help="CPU threads for the model")
-    parser.add_argument("--log-level", type=int, dest="content_log_level", metavar="0-3",
-                        help="content log in saves/<campaign>/logs/: 0 off, 1 per-turn "
-                             "summary, 2 key stages, 3 full prompts and outputs (kept with "
-                             "the campaign)")
+    for flag, options in LATER_FLAGS:
+        parser.add_argument(flag, **options)
     _add_saves_flag(parser)
     _add_worlds_flag(parser)
     _add_memory_flags(parser)
@@ -130,25 +140,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="md: a readable story; json: the story as data; "
                              "log: the content log; sillytavern: a SillyTavern chat (.jsonl)")
     _add_saves_flag(export)
-    reindex = commands.add_parser(
-        "reindex", help="rebuild a campaign's memory index from its world, memories and "
-                        "transcript (no model needed)")
-    reindex.add_argument("--campaign", required=True, help="the campaign to reindex")
-    _add_saves_flag(reindex)
-    _add_memory_flags(reindex)
+    _add_memory_command(commands, "reindex", "rebuild a campaign's memory index from its "
+                        "world, memories and transcript (no model needed)",
+                        "the campaign to reindex")
     commands.add_parser("models", help="list the model presets: present or missing, size, RAM")
     _add_import_command(commands)
     _add_prompt_command(commands)
     return parser
 
 
+def _add_memory_command(commands, name: str, summary: str,
+                        campaign_help: str) -> argparse.ArgumentParser:
+    """A command on one campaign and its memory index: --campaign, --saves-dir and the
+    memory flags."""
+    command = commands.add_parser(name, help=summary)
+    command.add_argument("--campaign", required=True, help=campaign_help)
+    _add_saves_flag(command)
+    _add_memory_flags(command)
+    return command
+
+
 def _add_prompt_command(commands) -> None:
-    prompt = commands.add_parser(
-        "prompt", help="show the prompt the next turn would be told from, for TEXT or each "
-                       "line of --file, without playing (changes nothing on disk)")
-    prompt.add_argument("--campaign", required=True, help="the campaign to look into")
-    _add_saves_flag(prompt)
-    _add_memory_flags(prompt)
+    prompt = _add_memory_command(
+        commands, "prompt", "show the prompt the next turn would be told from, for TEXT or "
+        "each line of --file, without playing (changes nothing on disk)",
+        "the campaign to look into")
     prompt.add_argument("--n-ctx", type=int, help="context size in tokens for the budget "
                                                   "(default: the model's)")
     prompt.add_argument("--model", help="the model whose tokenizer and chat template count "

@@ -1,9 +1,11 @@
-"""Cleaning untrusted text from the player before it enters the game."""
+"""Cleaning untrusted text from the player before it enters the game, and small helpers
+on sequences of it."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 # CSI / OSC / other ESC sequences a pasted terminal capture may carry.
 _ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
@@ -40,3 +42,14 @@ def normalize_name(name: str) -> str:
     if len(words) > 1 and words[0] in ("the", "a", "an"):
         words = words[1:]
     return " ".join(words)
+
+
+def shared_prefix(one: Sequence, other: Sequence) -> int:
+    """How many items two sequences share from the start (two versions of a story's
+    turns, two prompts' tokens)."""
+    shared = 0
+    for first, second in zip(one, other, strict=False):
+        if first != second:
+            break
+        shared += 1
+    return shared

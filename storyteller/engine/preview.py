@@ -23,7 +23,7 @@ from storyteller.memory.story import StoryMemory
 from storyteller.narrator.registry import load_tokenizer, with_preset_sampling
 from storyteller.storage.lock import hold_campaign
 from storyteller.storage.names import campaign_path
-from storyteller.text import clean_player_input, strip_control
+from storyteller.text import clean_player_input, shared_prefix, strip_control
 
 
 @dataclass
@@ -99,7 +99,7 @@ class PromptPreviewer:
         history = self.campaign.turns
         plan, recall, _ = self.pipeline.plan(history, self.campaign.next_turn_number, text)
         tokens = plan.rendered.tokens
-        shared = _common_prefix(self._previous, tokens)
+        shared = shared_prefix(self._previous, tokens)
         first, self._previous = not self._previous, tokens
         return PromptPreview(text, plan, self.pipeline.retrieved(plan, recall),
                              len(plan.rendered) - shared, self.pipeline.budget, first)
@@ -120,15 +120,6 @@ def action(player_input: str, settings: Settings) -> str:
         raise SaveError(f"{text.split()[0]!r} is a command; `storyteller prompt` shows the "
                         "prompt of an action.")
     return text
-
-
-def _common_prefix(one: list[int], other: list[int]) -> int:
-    shared = 0
-    for first, second in zip(one, other, strict=False):
-        if first != second:
-            break
-        shared += 1
-    return shared
 
 
 def preview_prompts(settings: Settings, name: str, inputs: list[str], as_json: bool) -> int:

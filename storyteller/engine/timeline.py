@@ -8,7 +8,8 @@ from pathlib import Path
 
 from storyteller.engine.derived import DerivedStores
 from storyteller.storage.campaign import Campaign, CheckpointInfo
-from storyteller.storage.transcript import Turn, shared_turns
+from storyteller.storage.transcript import Turn
+from storyteller.text import shared_prefix
 
 
 class Timeline:
@@ -54,7 +55,7 @@ class Timeline:
         story before loading, the checkpoint loaded)."""
         before = list(self.campaign.turns)
         kept = self.campaign.load_checkpoint(name)
-        shared = shared_turns(before, self.campaign.turns)
+        shared = shared_prefix(before, self.campaign.turns)
         # What the derived stores made of turns the checkpoint does not share no longer holds.
         self.derived.forget_from(shared + 1)
         self.derived.record(self.campaign.turns[shared:])

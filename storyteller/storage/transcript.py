@@ -15,6 +15,7 @@ from storyteller.errors import SaveError
 from storyteller.storage.durable import read_jsonl, unreadable_line
 from storyteller.storage.names import now_iso
 from storyteller.storage.schema import TranscriptLinker
+from storyteller.text import shared_prefix
 
 TRANSCRIPT_FILE = "transcript.jsonl"
 
@@ -103,7 +104,7 @@ def replay_transcript(path: Path) -> Story:
             continue
         line = _line(by_id, record["id"])
         turns = turns_of(line)
-        shared = shared_turns(turns, story)
+        shared = shared_prefix(turns, story)
         if shared < len(turns):  # a branch the story holds all of loses nothing
             branches.append(Branch(record["id"], line, turns, turns[shared].number))
     return Story(story, head, branches)
@@ -132,13 +133,3 @@ def _replay(record: dict, turns: list[Turn]) -> None:
         turns.append(Turn.from_record(record))
     elif kind != "branch":  # a branch record only marks a fork as kept
         raise ValueError(f"unknown record type {kind!r}")
-
-
-def shared_turns(one: list[Turn], other: list[Turn]) -> int:
-    """How many turns two versions of a story share from the start."""
-    shared = 0
-    for first, second in zip(one, other, strict=False):
-        if first != second:
-            break
-        shared += 1
-    return shared

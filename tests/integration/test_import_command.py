@@ -101,6 +101,33 @@ def test_a_storyteller_export_comes_back_as_the_same_story(settings, tmp_path):
     assert copy.meta["imported"] == {"file": exported.name, "format": "storyteller export"}
 
 
+def test_a_sillytavern_export_of_a_played_campaign_imports_to_the_same_turns(settings):
+    game = open_game(settings, "played", ScriptedNarrator(["«Wer da?» calls a voice.",
+                                                           "Rain falls on the anvil."]))
+    for action in ("I call out.", "I wait by the forge."):
+        game.submit(action)
+    game.close()
+    campaign = Campaign.load(settings.saves_dir, "played")
+    exported = export_campaign(campaign, game.world, "sillytavern")
+    assert import_cli(settings, "again", exported) == 0
+    assert imported(settings, "again") == imported(settings, "played")
+    again = Campaign.load(settings.saves_dir, "again")
+    assert again.meta["imported"]["format"] == "SillyTavern chat"
+    assert load_campaign(settings, "again")[1].opening == game.world.opening
+
+
+def test_prompt_is_refused_in_one_line_while_the_campaign_is_open(settings, capsys):
+    game = open_game(settings, "busy", ScriptedNarrator(["Rain."]))
+    game.submit("I wait.")
+    try:
+        assert main(["prompt", "--campaign", "busy", "--saves-dir", str(settings.saves_dir),
+                     "I listen."]) == 2
+        refusal = capsys.readouterr().err.strip()
+        assert "open in another storyteller" in refusal and len(refusal.splitlines()) == 1
+    finally:
+        game.close()
+
+
 @pytest.mark.parametrize(("lines", "line"), [
     (['{"input": "a", "output": "b"}', '{"input": "c", "output": "d"}', '{"input": "e",'], 3),
     (['{"input": "a", "output": "b"}', '', '{"input": "c"}'], 3),
