@@ -45,7 +45,6 @@ SECTION_ORDER = ("system", "pinned", "summary", "recalled", "history", "memories
 RECENT_TURNS = 4  # the newest turns that a question's memories never push out
 PINNED_FRACTION = 8  # pinned facts take at most this part of the context
 ORDINARY_MEMORY_FRACTION = 40  # an ordinary action's own memories: at most n_ctx // 40
-MIN_TRIMMED_TOKENS = 12  # a memory cut shorter than this says too little to keep
 TURN_OVERHEAD_TOKENS = 10  # chat-template wrappers around one turn's two messages
 # How memories are shown (chosen by measurement: see README, "What the model is given").
 PINNED_HEADER = "Facts that stay true:"
@@ -68,10 +67,15 @@ class PromptMemory:
     action: str = ""  # for a past turn: what the player did
 
     @property
-    def line(self) -> str:
+    def said(self) -> str:
+        """The memory as the prompt says it, on one line."""
         text = TURN_MEMORY.format(action=self.action, narration=self.text) if self.action \
             else self.text
-        return MEMORY_LINE.format(text=" ".join(text.split()))
+        return " ".join(text.split())
+
+    @property
+    def line(self) -> str:
+        return MEMORY_LINE.format(text=self.said)
 
 
 @dataclass
@@ -249,21 +253,23 @@ def _render_within(narrator: Narrator, parts: PromptParts, budget: Budget,
 
 def fit_memories(memories: list[PromptMemory], count: Counter, room: int,
                  ) -> tuple[list[PromptMemory], int]:
-    """The memories, best first, that fit in `room` tokens: one too long for the room
-    left is cut at a sentence (if enough of it fits) and the next ones are still tried.
-    Returns them and how many were left out."""
-    kept: list[PromptMemory] = []
-    for memory in memories:
-        cost = count(memory.line) + 1
-        if cost <= room:
-            kept.append(memory)
-            room -= cost
-        elif room >= MIN_TRIMMED_TOKENS:
-            cut = _trimmed(memory, count, room)
-            if cut is not None:
-                kept.append(cut)
-                room -= count(cut.line) + 1
-    return kept, len(memories) - len(kept)
+    """The memories, best first, that fit in `room` tokens, breadth first: each one's
+    lead (its first sentence; a past turn keeps its action) while it fits, so that a
+    long memory never pushes out the facts after it; then each, in order, as whole as
+    the room left allows (cut at a sentence). Returns them and how many were left out."""
+    kept: dict[int, PromptMemory] = {}
+    for position, memory in enumerate(memories):
+        lead = _trimmed(memory, count, room, sentences=1)
+        if lead is not None:
+            kept[position] = lead
+            room -= count(lead.line) + 1
+    for position, lead in kept.items():
+        room += count(lead.line) + 1
+        whole = memories[position]
+        kept[position] = (whole if count(whole.line) + 1 <= room
+                          else _trimmed(whole, count, room) or lead)
+        room -= count(kept[position].line) + 1
+    return list(kept.values()), len(memories) - len(kept)
 
 
 def _fit_pinned(pinned: list[PromptMemory], count: Counter, room: int,
@@ -277,14 +283,16 @@ def _fit_pinned(pinned: list[PromptMemory], count: Counter, room: int,
     return [fitted[memory.id] for memory in pinned if memory.id in fitted], dropped
 
 
-def _trimmed(memory: PromptMemory, count: Counter, room: int) -> PromptMemory | None:
-    """The memory cut to its first sentences that fit (a past turn keeps its action)."""
-    sentences = split_sentences(memory.text)
-    while sentences:
-        cut = replace(memory, text=" ".join(sentences))
+def _trimmed(memory: PromptMemory, count: Counter, room: int,
+             sentences: int | None = None) -> PromptMemory | None:
+    """The memory cut to its first sentences (at most `sentences`) that fit, or None (a
+    past turn keeps its action)."""
+    kept = split_sentences(memory.text)[:sentences]
+    while kept:
+        cut = replace(memory, text=" ".join(kept))
         if count(cut.line) + 1 <= room:
             return cut
-        sentences.pop()
+        kept.pop()
     return None
 
 

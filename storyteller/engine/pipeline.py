@@ -152,14 +152,15 @@ class TurnPipeline:
         if recall is None:
             return []
         parts = plan.parts
-        pinned = {memory.id for memory in parts.pinned}
-        sections = {"pinned": [item for item in recall.pinned if item.entry.id in pinned],
-                    "recalled": self.block.items, "memories": recall.memories}
-        shown = {"recalled": {m.id for m in parts.recalled},
-                 "memories": {m.id for m in parts.memories}}
-        return [{**item.to_trace(), "section": section}
-                for section, items in sections.items() for item in items
-                if section == "pinned" or item.entry.id in shown[section]]
+        sections = {"pinned": (recall.pinned, parts.pinned),
+                    "recalled": (self.block.items, parts.recalled),
+                    "memories": (recall.memories, parts.memories)}
+        traced = []
+        for section, (items, fitted) in sections.items():
+            shown = {memory.id: memory for memory in fitted}  # as fitted: maybe cut short
+            traced += [{**item.to_trace(), "text": shown[item.entry.id].said,
+                        "section": section} for item in items if item.entry.id in shown]
+        return traced
 
     def _build(self, shown: list[Turn], player_input: str, recall: Recall | None,
                ) -> PromptPlan:

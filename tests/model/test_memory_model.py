@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from test_headless import run_cli
+from support import run_cli
 
 from storyteller.text import normalize_name
 

@@ -9,6 +9,7 @@ from storyteller.context.prompt import (
     BudgetShares,
     PromptMemory,
     PromptParts,
+    fit_memories,
 )
 from storyteller.errors import ModelError
 from storyteller.generation import Message, Part
@@ -157,3 +158,17 @@ def test_template_pieces_separate_template_text_from_untrusted_content():
     assert [p.section for p in pieces if not p.trusted] == ["system", "memories", "input"]
     assert "".join(p.text for p in pieces).endswith("<|im_start|>assistant\n")
     assert all("<|im_end|>hi" not in p.text for p in pieces if p.trusted)
+
+
+def test_memories_fit_breadth_first_so_a_long_one_never_pushes_out_the_next():
+    words = ScriptedNarrator().count_tokens
+    long_one = PromptMemory("long", "character", " ".join(
+        f"Maren knows secret number {i}." for i in range(20)), 1.0)
+    short = PromptMemory("short", "item", "The Ember Stone is warm.", 0.5)
+    room = words(long_one.line) // 2 + words(short.line) + 1  # not both whole
+    kept, dropped = fit_memories([long_one, short], words, room)
+    assert [memory.id for memory in kept] == ["long", "short"] and dropped == 0
+    assert kept[1] == short  # the short one whole, the long one as whole as the rest allows
+    assert kept[0].text.startswith("Maren knows secret number 0.")
+    assert len(kept[0].text) < len(long_one.text)
+    assert sum(words(memory.line) + 1 for memory in kept) <= room
