@@ -268,8 +268,8 @@ def baseline_system_prompt() -> str:
     from storyteller.storage.worlds import World, read_world_file
 
     settings = Settings()
-    world = World.from_toml(settings.world, read_world_file(settings.prompts_dir,
-                                                            settings.world), settings.world)
+    world = World.from_toml(settings.world, read_world_file(settings, settings.world),
+                            settings.world)
     return system_prompt(settings.prompts_dir, world)
 
 

@@ -98,7 +98,8 @@ def start_game(settings: Settings, campaign: Campaign, world: World, lock: Campa
                on_stage: Callable[[str], None] | None = None) -> Game:
     """The slow part of opening a game: the models and the story memory of an opened
     campaign (the terminal app shows the story meanwhile). on_stage hears each part
-    before it loads: "narrator", then "memory".
+    before it loads: "narrator", "embedder", then "memory" (the embedder loads beside the
+    narrator; its stage waits for what is left of it).
 
     Without an injected narrator, the model is loaded twice: one context narrates, the
     other (`background`) writes summaries and extracts facts after each turn, so that
@@ -108,7 +109,11 @@ def start_game(settings: Settings, campaign: Campaign, world: World, lock: Campa
     a narrator of 1B parameters or more, and says so once (Game.opening_notices). Tests
     and benchmarks may inject the models (an injected narrator does its own background
     work unless one is given). The lock is released if the game cannot start."""
+    from storyteller.memory.embedder import shared_embedder  # chromadb: not at import
+
     stage = on_stage or (lambda name: None)
+    embedder = shared_embedder()
+    embedder.warm_up()
     try:
         kept = campaign.keep_branches()  # a transcript forked before the lock existed
         settings = campaign_settings(with_preset_sampling(settings), campaign)
@@ -123,8 +128,10 @@ def start_game(settings: Settings, campaign: Campaign, world: World, lock: Campa
             extractor = background
         elif extractor is None and settings.extractor_model != EXTRACTION_OFF:
             notices.append(NOTES_OFF_NOTICE)
+        stage("embedder")
+        embedder.load()
         stage("memory")
-        memory = open_memory(settings, campaign, world, narrator, extractor)
+        memory = open_memory(settings, campaign, world, narrator, extractor, embedder)
         game = Game(campaign, narrator, settings, world,
                     system_prompt(settings.prompts_dir, world), memory, background=background,
                     owns_models=loaded, lock=lock)
@@ -138,9 +145,9 @@ def start_game(settings: Settings, campaign: Campaign, world: World, lock: Campa
 
 
 def open_memory(settings: Settings, campaign: Campaign, world: World, narrator: Narrator,
-                extractor: Narrator | None) -> StoryMemory:
+                extractor: Narrator | None, embedder=None) -> StoryMemory:
     """The Game owns the extractor's model (it is the background context)."""
     from storyteller.memory.extract import Extractor
 
     facts = Extractor(extractor, settings.prompts_dir, settings.seed) if extractor else None
-    return StoryMemory.open(campaign, world, settings.memory_url, facts)
+    return StoryMemory.open(campaign, world, settings.memory_url, facts, embedder)

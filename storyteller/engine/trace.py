@@ -42,6 +42,11 @@ class TurnTrace:
         return self.prompt_tokens - self.evaluated_tokens
 
     @property
+    def ttft_seconds(self) -> float:
+        """From Enter to the first token of the kept answer."""
+        return self.timings_ms["ttft"] / 1000
+
+    @property
     def tokens_per_second(self) -> float:
         """The kept answer's decoding speed after its first token (prompt evaluation
         excluded)."""

@@ -59,6 +59,10 @@ class MiniLMEmbedder(EmbeddingFunction[Documents]):
         """Load the model now, in the background, so the first turn does not wait."""
         threading.Thread(target=self._load_locked, name="embedder-warm-up", daemon=True).start()
 
+    def load(self) -> None:
+        """Load the model now; with a warm-up under way, wait for it."""
+        self._load_locked()
+
     def _load_locked(self) -> None:
         with self._lock:
             self._load()

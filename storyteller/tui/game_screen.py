@@ -64,7 +64,7 @@ class CampaignOpened(Message):
 
 @dataclass
 class LoadingStage(Message):
-    stage: str  # "narrator" or "memory" (session.start_game)
+    stage: str  # "narrator", "embedder" or "memory" (session.start_game)
     seconds: float  # since the loading began
 
 
@@ -125,6 +125,8 @@ class GameScreen(Screen):
         self.stream = None
         self.last_reply: Reply | None = None  # the last narrated turn, for the inspector
         self.waiting_action = ""  # sent before the models were loaded: played once they are
+        self.loading: list[tuple[str, float]] = []  # (stage, seconds when it began)
+        self.loaded: list[str] = []  # "narrator 2.1 s": the stages done, for the status line
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -170,10 +172,15 @@ class GameScreen(Screen):
         action.focus()
 
     def on_loading_stage(self, message: LoadingStage) -> None:
+        """The parts loaded so far with their times, then the one loading now."""
+        if self.loading:
+            name, began = self.loading[-1]
+            self.loaded.append(f"{name} {message.seconds - began:.1f} s")
+        self.loading.append((message.stage, message.seconds))
         what = {"narrator": f"the narrator ({self.settings.model})",
-                "memory": "the story memory"}[message.stage]
-        self.query_one("#status", StatusBar).update(
-            f"Loading {what}… ({message.seconds:.1f} s)")
+                "embedder": "the embedder", "memory": "the memory index"}[message.stage]
+        done = f"Loaded: {', '.join(self.loaded)}. " if self.loaded else ""
+        self.query_one("#status", StatusBar).update(f"{done}Loading {what}…")
 
     async def on_game_loaded(self, message: GameLoaded) -> None:
         game = message.game

@@ -46,7 +46,7 @@ def dropped_summary(sections: list[dict]) -> str:
 
 def cache_line(trace: TurnTrace) -> str:
     return (f"{trace.reused_tokens} tokens reused from the cache, {trace.evaluated_tokens} "
-            f"evaluated after Enter · first word after {trace.timings_ms['ttft'] / 1000:.2f} s")
+            f"evaluated after Enter · first word after {trace.ttft_seconds:.2f} s")
 
 
 class ContextBar(Widget):

@@ -1,7 +1,8 @@
 """SVG snapshots of the main screens (pytest-textual-snapshot). Everything that could
 vary is fixed: scripted narration, campaign timestamps, no models folder, the decoding
-speed, and no blinking cursors. Regenerate with `pytest tests/test_tui_snapshots.py
---snapshot-update` and look at the SVGs before committing them."""
+speed and first word's time, and no blinking cursors. Regenerate with
+`pytest tests/tui/test_tui_snapshots.py --snapshot-update` and look at the SVGs before
+committing them."""
 
 import pytest
 from textual.widgets import Input, TextArea
@@ -27,8 +28,10 @@ NEXT_NARRATION = ("Old Tomas leans on his crook. \"A light, stranger. Up on the 
 
 @pytest.fixture(autouse=True)
 def steady(settings, monkeypatch, tmp_path):
-    """The decoding speed differs every run; no user model files show up in the list."""
+    """The decoding speed and the first word's time differ every run; no user model files
+    show up in the list."""
     monkeypatch.setattr(TurnTrace, "tokens_per_second", property(lambda trace: 97.0))
+    monkeypatch.setattr(TurnTrace, "ttft_seconds", property(lambda trace: 0.31))
     settings.models_dir = tmp_path / "no-models"
 
 
