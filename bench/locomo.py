@@ -395,7 +395,9 @@ class PromptFigures:
 
 def measure_storyteller(conversation: Conversation, answers: dict[int, list[dict]],
                         tally: Tally, figures: dict[int, PromptFigures]) -> None:
-    recent = [turn.text for turn in conversation.turns[-RECENT_KEPT:]]
+    # The prompt holds a turn as two messages (the input, then the narration).
+    recent = [part for turn in conversation.turns[-RECENT_KEPT:]
+              for part in (turn.input, turn.output) if part]
     for n_ctx, records in answers.items():
         kept = figures.setdefault(n_ctx, PromptFigures())
         for question, record in zip(conversation.questions, records, strict=True):

@@ -251,23 +251,34 @@ def _render_within(narrator: Narrator, parts: PromptParts, budget: Budget,
     return rendered
 
 
+# On the first pass no memory takes more than this share of the memories' room, so a
+# long one never pushes out the facts after it, while memories of ordinary length (a
+# past turn) go in whole, best first, as plain retrieval would fill the room.
+FIRST_PASS_SHARE = 3
+
+
 def fit_memories(memories: list[PromptMemory], count: Counter, room: int,
                  ) -> tuple[list[PromptMemory], int]:
-    """The memories, best first, that fit in `room` tokens, breadth first: each one's
-    lead (its first sentence; a past turn keeps its action) while it fits, so that a
-    long memory never pushes out the facts after it; then each, in order, as whole as
-    the room left allows (cut at a sentence). Returns them and how many were left out."""
+    """The memories, best first, that fit in `room` tokens: each, in order, as whole as
+    a third of the room allows (at least its lead sentence; a past turn keeps its
+    action); then each cut one, in order, as whole as the room left allows (cut at a
+    sentence). Returns them and how many were left out."""
+    share = room // FIRST_PASS_SHARE
     kept: dict[int, PromptMemory] = {}
     for position, memory in enumerate(memories):
-        lead = _trimmed(memory, count, room, sentences=1)
-        if lead is not None:
-            kept[position] = lead
-            room -= count(lead.line) + 1
-    for position, lead in kept.items():
-        room += count(lead.line) + 1
+        first = (memory if count(memory.line) + 1 <= min(share, room)
+                 else _trimmed(memory, count, min(share, room))
+                 or _trimmed(memory, count, room, sentences=1))
+        if first is not None:
+            kept[position] = first
+            room -= count(first.line) + 1
+    for position, first in kept.items():
         whole = memories[position]
+        if first is whole:
+            continue
+        room += count(first.line) + 1
         kept[position] = (whole if count(whole.line) + 1 <= room
-                          else _trimmed(whole, count, room) or lead)
+                          else _trimmed(whole, count, room) or first)
         room -= count(kept[position].line) + 1
     return list(kept.values()), len(memories) - len(kept)
 

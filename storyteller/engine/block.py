@@ -42,10 +42,12 @@ class RecalledBlock:
         return [prompt_memory(item) for item in self.items]
 
     def refresh(self, memory: StoryMemory, history: list[Turn], shown: list[Turn], now: int,
-                summary: Summary, hide_turn: int | None = None) -> bool:
+                summary: Summary, hide_turn: int | None = None, opening: str = "") -> bool:
         """Rebuild the block if it no longer holds (`history`: every turn before this one,
-        `shown`: those the prompt shows verbatim); returns whether it did."""
-        candidates = memory.scene(shown, now, hide_turn)[:BLOCK_ITEMS]
+        `shown`: those the prompt shows verbatim; before the first turn, the `opening` sets
+        the scene); returns whether it did."""
+        scene = shown or ([Turn(0, "", opening)] if opening and not history else [])
+        candidates = memory.scene(scene, now, hide_turn)[:BLOCK_ITEMS]
         if not self._stale(candidates, history, shown, summary):
             return False
         self.items = candidates

@@ -101,7 +101,7 @@ class TurnPipeline:
         recall = None
         if self.memory:
             self.block.refresh(self.memory, history, shown, number,
-                               self.summarizer.summaries.current, hide)
+                               self.summarizer.summaries.current, hide, self.world.opening)
             recall = self.memory.recall(shown[-RECENT_TURNS:], player_input, number,
                                         hide_turn=hide)
         timings["retrieve"] = _ms_since(started)

@@ -10,7 +10,9 @@ turns set):
 Story passages are found as chunks but come back as whole turns (what the player did and
 what the story told), so a turn's words reach the prompt together. The two ranked lists
 are fused by reciprocal rank (RRF: 1 / (RRF_K + rank), summed; normalized so that first
-in both is 1.0); a lorebook hit counts as first in both. Then
+in both is 1.0); a lorebook hit counts as first in both. RRF_K is 10, not the usual 60:
+measured on two LoCoMo conversations at n_ctx 2048, 60 let candidates middling in both
+lists outrank the top of either one (67% of the evidence in the prompt; 10: 72%). Then
 
     score = fused + RECENCY_WEIGHT * recency + IMPORTANCE_WEIGHT * importance / 10
 
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 
 SEARCH_DEPTH = 40  # hits fetched from each index before fusing
 EVENT_CHUNKS_PER_TURN = 3  # a turn is its action and one or two story chunks (entries.py)
-RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
+RRF_K = 10  # reciprocal rank fusion's constant: the top ranks of each search weigh most
 KEYWORD_SCAN_TURNS = 3  # the scene: lore the last turns named
 MIN_SIMILARITY = 0.2  # a vector hit less similar than this alone is noise, not a memory
 STRONG_SIMILARITY = 0.45  # a vector hit this similar is needed even found by meaning alone

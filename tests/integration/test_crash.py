@@ -63,13 +63,13 @@ def traced_turns(trace: Path) -> list[tuple]:
 
 def check_campaign(saves: Path, before: list[tuple], trace: Path) -> list[tuple]:
     """The campaign loads; nothing from earlier runs is lost; every turn this run traced
-    (so had completed) is there, plus at most one saved just before the kill."""
+    (so had completed) is there. (A trace line is written once its turn's memory writing
+    is timed, so the transcript may hold turns the trace had not reached.)"""
     campaign = Campaign.load(saves, "crash")
     turns = [(t.number, t.input, t.output) for t in campaign.turns]
     assert turns[:len(before)] == before
     new, traced = turns[len(before):], traced_turns(trace)
     assert new[:len(traced)] == traced
-    assert len(new) - len(traced) in (0, 1)
     assert [number for number, _, _ in turns] == list(range(1, len(turns) + 1))
     assert all(checkpoint.turns >= 0 for checkpoint in campaign.checkpoints())
     return turns

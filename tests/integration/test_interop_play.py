@@ -43,7 +43,9 @@ def test_the_seraphina_card_opens_her_scene_with_her_pinned(settings, tmp_path):
         reply = game.submit("I look around the glade.")
         game.settle(reply)
         assert "You wake with a start" in reply.trace.prompt  # the opening
-        assert "lore-glade" in recalled_by_keyword(reply)
+        # The opening names the glade: its entry is in the scene's block before the history.
+        assert "lore-glade" in {item["id"] for item in reply.trace.retrieved
+                                if item["section"] == "recalled"}
         assert "This is my forest glade, a haven of safety" in reply.trace.prompt
     finally:
         game.close()

@@ -160,7 +160,7 @@ def test_template_pieces_separate_template_text_from_untrusted_content():
     assert all("<|im_end|>hi" not in p.text for p in pieces if p.trusted)
 
 
-def test_memories_fit_breadth_first_so_a_long_one_never_pushes_out_the_next():
+def test_a_long_memory_never_pushes_out_the_next():
     words = ScriptedNarrator().count_tokens
     long_one = PromptMemory("long", "character", " ".join(
         f"Maren knows secret number {i}." for i in range(20)), 1.0)
@@ -172,3 +172,16 @@ def test_memories_fit_breadth_first_so_a_long_one_never_pushes_out_the_next():
     assert kept[0].text.startswith("Maren knows secret number 0.")
     assert len(kept[0].text) < len(long_one.text)
     assert sum(words(memory.line) + 1 for memory in kept) <= room
+
+
+def test_memories_of_ordinary_length_go_in_whole_best_first():
+    """Many candidates do not turn the best ones into fragments: the room holds the
+    first ones whole, as plain retrieval would fill it."""
+    words = ScriptedNarrator().count_tokens
+    memories = [PromptMemory(f"turn-{i}", "event", f"Turn {i} began. Then Maren spoke of "
+                             f"the {i}th secret at length, and the smith listened.", 1 - i / 20)
+                for i in range(12)]
+    room = 5 * (words(memories[0].line) + 1)
+    kept, dropped = fit_memories(memories, words, room)
+    assert kept[:5] == memories[:5]  # the five best, whole
+    assert dropped >= 6
