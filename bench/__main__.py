@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from bench.common import BENCH_DIR, machine
 
-SUITES = ["speed", "ttft", "coherence", "retrieval", "startup", "soak", "locomo"]
+SUITES = ["speed", "ttft", "coherence", "retrieval", "startup", "soak", "load", "locomo"]
 
 
 def main(names: list[str]) -> int:

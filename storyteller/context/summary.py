@@ -105,6 +105,7 @@ class Summarizer:
         self._retry_at = 0  # a summary failed: the turn from which to try again
         self._lock = threading.Lock()  # a finished summary is checked and recorded under it
         self._token_cache: dict[tuple[int, str], int] = {}
+        self.on_summary: Callable[[], None] = lambda: None  # after a summary is recorded
 
     def history(self, turns: list[Turn]) -> list[Turn]:
         """The turns the summary does not cover yet."""
@@ -181,6 +182,7 @@ class Summarizer:
                 except OSError as error:  # a failing disk: the turns stay in the history
                     log.warning("summary not saved: %s", error)
                     return
+            self.on_summary()
 
     def pieces(self, turns: list[Turn], summary_cap: int) -> list[list[Turn]]:
         """The turns in runs whose summary prompt (instructions, the summary so far, the

@@ -42,10 +42,14 @@ class RecalledBlock:
         return [prompt_memory(item) for item in self.items]
 
     def refresh(self, memory: StoryMemory, history: list[Turn], shown: list[Turn], now: int,
-                summary: Summary, hide_turn: int | None = None, opening: str = "") -> bool:
+                summary: Summary, hide_turn: int | None = None, opening: str = "",
+                follow_scene: bool = True) -> bool:
         """Rebuild the block if it no longer holds (`history`: every turn before this one,
         `shown`: those the prompt shows verbatim; before the first turn, the `opening` sets
-        the scene); returns whether it did."""
+        the scene), or, with follow_scene, if the scene moved on; returns whether it did."""
+        if not follow_scene and self.summary_through is not None \
+                and not self._invalid(history, shown, summary):
+            return False
         scene = shown or ([Turn(0, "", opening)] if opening and not history else [])
         candidates = memory.scene(scene, now, hide_turn)[:BLOCK_ITEMS]
         if not self._stale(candidates, history, shown, summary):
@@ -57,15 +61,20 @@ class RecalledBlock:
 
     def _stale(self, candidates: list[Recalled], history: list[Turn], shown: list[Turn],
                summary: Summary) -> bool:
-        if self.summary_through != summary.through_turn:
+        if self._invalid(history, shown, summary):
             return True
-        live = {turn.number: turn for turn in history}
-        oldest_shown = shown[0].number if shown else len(history) + 1
-        if any(item.turn is not None and (live.get(item.turn.number) != item.turn
-                                          or item.turn.number >= oldest_shown)
-               for item in self.items):
-            return True  # a turn taken back or loaded over, or one the history shows now
         if not self.items:
             return bool(candidates)
         still = self.ids & {item.entry.id for item in candidates[:len(self.items)]}
         return len(still) < SCENE_OVERLAP * len(self.items)
+
+    def _invalid(self, history: list[Turn], shown: list[Turn], summary: Summary) -> bool:
+        """The block no longer holds: another summary, a turn taken back or loaded over,
+        or one the history shows now."""
+        if self.summary_through != summary.through_turn:
+            return True
+        live = {turn.number: turn for turn in history}
+        oldest_shown = shown[0].number if shown else len(history) + 1
+        return any(item.turn is not None and (live.get(item.turn.number) != item.turn
+                                              or item.turn.number >= oldest_shown)
+                   for item in self.items)

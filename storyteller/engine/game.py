@@ -55,7 +55,12 @@ class Game:
         self.timeline = Timeline(campaign, DerivedStores(stores))
         self.content_log = ContentLog(campaign.content_log_path, settings.content_log_level)
         self.opening_notices: list[str] = []  # said once when the game opens
-        self.prefill = Prefill(narrator if settings.prefill else None, self._next_prefix)
+        self.prefill = Prefill(narrator if settings.prefill else None, self._next_prefix,
+                               self.pipeline.prefilled)
+        self.pipeline.gated = self.prefill.enabled
+        self._playing = False  # a line is being played: no prefill may start meanwhile
+        self._prefill_gate = threading.Lock()
+        self.summarizer.on_summary = self._prefill_between_turns
 
     @property
     def settings(self) -> Settings:
@@ -77,14 +82,26 @@ class Game:
                cancel: threading.Event | None = None) -> Reply:
         """Play one line: a command (starting with '/') or an action. Any line stops the
         prefill first; once it is played, the next turn's prefix is prefilled."""
-        self.prefill.cancel()
+        with self._prefill_gate:
+            self._playing = True
+            self.prefill.cancel()
         reply = None
         try:
             reply = self._submit(raw_text, on_chunk, cancel)
         finally:
+            with self._prefill_gate:
+                self._playing = False
             if reply is None or not reply.quit:
-                self.prefill.start()
+                self._prefill_between_turns()
         return reply
+
+    def _prefill_between_turns(self) -> None:
+        """Prefill the next turn's prefix, unless a line is being played (it prefills
+        once it is over). A summary that lands between turns starts one too, so that the
+        next turn can use it."""
+        with self._prefill_gate:
+            if not self._playing:
+                self.prefill.start()
 
     def _submit(self, raw_text: str, on_chunk: ChunkCallback | None,
                 cancel: threading.Event | None) -> Reply:
@@ -188,10 +205,11 @@ class Game:
     # -- background work and closing ----------------------------------------------------
 
     def settle(self, reply: Reply | None = None) -> None:
-        """Wait for the background work (summary, memory writes), as a player's reading
-        time would, and put the turn's memory writing (passages indexed, notes taken) in
-        its trace's `extract`."""
+        """Wait for the background work (summary, memory writes, then the prefill of the
+        next prompt), as a player's reading time would, and put the turn's memory writing
+        (passages indexed, notes taken) in its trace's `extract`."""
         self.timeline.derived.settle()
+        self.prefill.wait()
         if reply:
             self.fill_extract(reply)
 

@@ -19,7 +19,7 @@ from storyteller.context.prompt import (
     build_prompt,
 )
 from storyteller.context.scaffold import ScaffoldFilter
-from storyteller.context.summary import Summarizer, SummaryLog, Watermarks
+from storyteller.context.summary import Summarizer, Summary, SummaryLog, Watermarks
 from storyteller.engine.block import RecalledBlock, prompt_memory
 from storyteller.engine.guard import guarded_answer
 from storyteller.engine.reply import ChunkCallback, TurnCancelled
@@ -63,6 +63,11 @@ class TurnPipeline:
         self.scaffold_cut = 0  # characters of scaffolding cut from the last answer
         self._retries: dict[int, int] = {}  # per turn number: a retelling draws new seeds
         self._planning = threading.Lock()  # a turn and the prefill plan one at a time
+        # With the prefill (Game turns it on), a new summary reaches a turn's prompt only
+        # once a prefill evaluated the prefix it changes: until then the old one stays.
+        self.gated = False
+        self._summary_in_use: Summary | None = None
+        self._summary_prefilling: Summary | None = None
 
     @property
     def budget(self) -> Budget:
@@ -88,25 +93,46 @@ class TurnPipeline:
     def stable_prefix(self, history: list[Turn], number: int, stand_in: str) -> list[int]:
         """The tokens turn `number`'s prompt will most likely begin with, before its own
         memories and input: planned with `stand_in` for the action it does not know yet
-        (the last action: its length decides, with its memories, how much history fits)."""
-        plan, _, _ = self.plan(history, number, stand_in)
+        (the last action: its length decides, with its memories, how much history fits),
+        with the newest summary and the scene's recalled block (see prefilled())."""
+        with self._planning:
+            self._summary_prefilling = self.summarizer.summaries.current
+            plan, _, _ = self._plan(history, number, stand_in, False, prefilling=True)
         return plan.stable_tokens()
 
-    def _plan(self, history: list[Turn], number: int, player_input: str,
-              retelling: bool) -> tuple[PromptPlan, Recall | None, dict[str, float]]:
+    def prefilled(self) -> None:
+        """The last stable_prefix() is in the narrator's cache: its summary may be used."""
+        self._summary_in_use = self._summary_prefilling
+
+    def layout_summary(self, prefilling: bool = False) -> Summary:
+        """The summary a prompt holds: the newest, unless the prefill has not read it yet
+        (then the one before, while the log still has it: an undo may have dropped it)."""
+        newest = self.summarizer.summaries.current
+        in_use = self._summary_in_use
+        if prefilling or not self.gated or in_use is None \
+                or in_use not in self.summarizer.summaries.history:
+            return newest
+        return in_use
+
+    def _plan(self, history: list[Turn], number: int, player_input: str, retelling: bool,
+              prefilling: bool = False) -> tuple[PromptPlan, Recall | None, dict[str, float]]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        shown = self.summarizer.history(history)
+        summary = self.layout_summary(prefilling)
+        shown = [turn for turn in history if turn.number > summary.through_turn]
         hide = number if retelling else None
         recall = None
         if self.memory:
-            self.block.refresh(self.memory, history, shown, number,
-                               self.summarizer.summaries.current, hide, self.world.opening)
+            # a new scene's block waits for the prefill too (only one that no longer
+            # holds, a turn taken back, is rebuilt at once)
+            self.block.refresh(self.memory, history, shown, number, summary, hide,
+                               self.world.opening,
+                               follow_scene=prefilling or not self.gated)
             recall = self.memory.recall(shown[-RECENT_TURNS:], player_input, number,
                                         hide_turn=hide)
         timings["retrieve"] = _ms_since(started)
         started = time.perf_counter()
-        plan = self._build(shown, player_input, recall)
+        plan = self._build(shown, player_input, recall, summary)
         self.floor_tokens = sum(plan.rendered.section_tokens.get(name, 0)
                                 for name in ("system", "pinned"))
         timings["budget"] = _ms_since(started)
@@ -163,11 +189,11 @@ class TurnPipeline:
         return traced
 
     def _build(self, shown: list[Turn], player_input: str, recall: Recall | None,
-               ) -> PromptPlan:
+               summary: Summary) -> PromptPlan:
         """Fit the prompt; a memory the fitted prompt shows elsewhere (a turn of the history,
         an item of the recalled block) is left out and the prompt fitted again, and one the
         block holds but had no room to show stays (the room goes to what is not shown)."""
-        parts = self.prompt_parts(shown, player_input, recall)
+        parts = self.prompt_parts(shown, player_input, summary, recall)
         candidates = parts.memories
         parts.memories = [m for m in candidates if m.id not in self.block.ids]
         plan = build_prompt(self.narrator, parts, self.budget)
@@ -179,13 +205,13 @@ class TurnPipeline:
             plan = build_prompt(self.narrator, parts, self.budget)
         return plan
 
-    def prompt_parts(self, shown: list[Turn], player_input: str,
+    def prompt_parts(self, shown: list[Turn], player_input: str, summary: Summary,
                      recall: Recall | None = None) -> PromptParts:
         """What this turn's prompt may hold: the turns the summary does not cover yet,
         the summary, the recalled block, and from the story memory's recall, pinned facts
         and this input's memories (an ordinary action: only those it needs)."""
         parts = PromptParts(system=self.system_text, opening=self.world.opening,
-                            summary=self.summarizer.summaries.current.text,
+                            summary=summary.text,
                             recalled=self.block.memories(), history=shown,
                             player_input=player_input)
         if recall:

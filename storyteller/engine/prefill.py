@@ -21,11 +21,14 @@ log = logging.getLogger(__name__)
 
 
 class Prefill:
-    def __init__(self, narrator: Narrator | None, next_prefix: Callable[[], list[int]]):
-        """next_prefix() gives the tokens to prefill: the next turn's stable prefix.
-        Without a narrator (the prefill setting off), nothing is prefilled."""
+    def __init__(self, narrator: Narrator | None, next_prefix: Callable[[], list[int]],
+                 on_prefilled: Callable[[], None] = lambda: None):
+        """next_prefix() gives the tokens to prefill: the next turn's stable prefix;
+        on_prefilled() hears that they are all in the cache. Without a narrator (the
+        prefill setting off), nothing is prefilled."""
         self._prefill = getattr(narrator, "prefill", None)
         self._next_prefix = next_prefix
+        self._on_prefilled = on_prefilled
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self.evaluated = 0  # tokens the last prefill evaluated
@@ -61,6 +64,8 @@ class Prefill:
                 return
             self.tokens, self.evaluated = tokens, 0
             self.evaluated = self._prefill(tokens, cancel)
+            if not cancel.is_set():
+                self._on_prefilled()
         except StorytellerError as error:  # a failing memory index: the turn will say so
             log.warning("prefill skipped: %s", error)
         except Exception:  # a bug here must never take the game down
