@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from storyteller.storage.campaign import Campaign
+from storyteller.storage.transcript import TRANSCRIPT_FILE
 
 SEED = 20261122
 SCRIPTED_TRIALS = 30
@@ -32,18 +33,22 @@ def script_lines(count: int) -> list[str]:
 
 def run_and_kill(tmp_path: Path, trial: int, after_turns: int, delay: float,
                  env_extra: dict, extra_args: list[str]) -> tuple[Path, bool]:
-    """Start a run; once it has traced after_turns turns, wait delay seconds more and
-    SIGKILL it. (Counting turns first keeps the kill moments spread over the whole turn
-    even when the machine is slow.) Returns the trace and whether the kill landed."""
+    """Start a run; once it has saved after_turns more records, wait delay seconds more
+    and SIGKILL it. (Counting saves first keeps the kill moments spread over the whole
+    turn even when the machine is slow; the trace would not do: its lines wait for each
+    turn's memory writing, which a fast scripted run outpaces.) Returns the trace and
+    whether the kill landed."""
     script = tmp_path / "script.txt"
     trace = tmp_path / f"trace-{trial}.jsonl"
+    transcript = tmp_path / "saves" / "crash" / TRANSCRIPT_FILE
+    saved_before = saved_records(transcript)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **env_extra}
     process = subprocess.Popen(
         [sys.executable, "-m", "storyteller", "run", "--campaign", "crash", "--script",
          str(script), "--trace", str(trace), *extra_args],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while len(traced_turns(trace)) < after_turns and process.poll() is None:
+    while saved_records(transcript) - saved_before < after_turns and process.poll() is None:
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.01)
     time.sleep(delay)
@@ -52,6 +57,10 @@ def run_and_kill(tmp_path: Path, trial: int, after_turns: int, delay: float,
         process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     return trace, killed
+
+
+def saved_records(transcript: Path) -> int:
+    return transcript.read_bytes().count(b"\n") if transcript.exists() else 0
 
 
 def traced_turns(trace: Path) -> list[tuple]:
