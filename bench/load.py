@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from bench.common import median, percentile, scripted_actions, table
 from storyteller.errors import StorytellerError
-from storyteller.memory.chroma_server import chroma_server, free_port
+from storyteller.memory.chroma_server import chroma_server, free_port, wait_until_up
 from storyteller.narrator.registry import embedded_model_path
 from storyteller.storage.campaign import Campaign
 
@@ -58,16 +57,7 @@ def llama_server(log_path: Path, n_ctx: int = N_CTX) -> Iterator[str]:
             stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("llama_cpp.server did not start: "
-                                       + log_path.read_text(errors="replace")[-2000:]) from None
-                time.sleep(0.2)
+        wait_until_up(f"{url}/models", server, log_path, "llama_cpp.server", START_TIMEOUT_S)
         yield url
     finally:
         server.terminate()

@@ -107,9 +107,9 @@ class Summarizer:
         self._token_cache: dict[tuple[int, str], int] = {}
         self.on_summary: Callable[[], None] = lambda: None  # after a summary is recorded
 
-    def history(self, turns: list[Turn]) -> list[Turn]:
-        """The turns the summary does not cover yet."""
-        through = self.summaries.current.through_turn
+    def history(self, turns: list[Turn], summary: Summary | None = None) -> list[Turn]:
+        """The turns the summary (by default the newest) does not cover yet."""
+        through = (summary or self.summaries.current).through_turn
         return [turn for turn in turns if turn.number > through]
 
     def turn_tokens(self, turn: Turn) -> int:

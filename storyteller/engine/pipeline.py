@@ -119,7 +119,7 @@ class TurnPipeline:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         summary = self.layout_summary(prefilling)
-        shown = [turn for turn in history if turn.number > summary.through_turn]
+        shown = self.summarizer.history(history, summary)
         hide = number if retelling else None
         recall = None
         if self.memory:

@@ -35,7 +35,7 @@ def chroma_server(data_dir: Path, log_path: Path, port: int | None = None) -> It
              "--path", str(data_dir)], stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, server, log_path)
+        wait_until_up(f"{url}/api/v2/heartbeat", server, log_path, "chroma run")
         yield url
     finally:
         server.terminate()
@@ -46,14 +46,17 @@ def chroma_server(data_dir: Path, log_path: Path, port: int | None = None) -> It
             server.wait()
 
 
-def _wait_until_up(url: str, server: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_until_up(probe_url: str, server: subprocess.Popen, log_path: Path, name: str,
+                  timeout_s: float = START_TIMEOUT_S) -> None:
+    """Until probe_url answers; RuntimeError with the log's tail if the server exits or
+    does not answer in time."""
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
+            with urllib.request.urlopen(probe_url, timeout=2):
                 return
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
                 tail = log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"chroma run did not start: {tail}") from None
+                raise RuntimeError(f"{name} did not start: {tail}") from None
             time.sleep(0.2)
