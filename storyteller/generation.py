@@ -8,7 +8,8 @@ import another."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -131,9 +132,14 @@ class Prefilling(Protocol):
     """A backend that keeps its prompt cache between calls (llama.cpp) can evaluate a
     prompt's front before it is asked to generate; a server backend has no prefill."""
 
-    def prefill(self, tokens: list[int], cancel: threading.Event) -> int:
+    def prefill(self, tokens: list[int], cancel: threading.Event, aside: bool = False) -> int:
         """Evaluate `tokens` into the cache, in small batches, stopping within one batch
-        once cancel is set; a generation always goes first. Returns tokens evaluated."""
+        once cancel is set; a generation always goes first. Returns tokens evaluated.
+        aside: into a side copy that leaves the live cache as it is, kept between calls."""
+
+    def end_aside(self, tokens: list[int] | None) -> bool:
+        """With `tokens`: make the side copy the live cache if it holds them all; else
+        (or None) put the live cache back. Returns whether the side copy was adopted."""
 
 
 def complete(narrator: Narrator, prompt: RenderedPrompt, options: SamplingOptions,
@@ -143,3 +149,95 @@ def complete(narrator: Narrator, prompt: RenderedPrompt, options: SamplingOption
     stats = GenerationStats()
     chunks = narrator.stream(prompt, options, cancel or threading.Event(), stats, json_schema)
     return "".join(chunks).strip(), stats
+
+
+@dataclass(eq=False)  # a task is itself: Foreground keeps a set of them
+class BackgroundTask:
+    """Model work behind the player's back. cancel: dropped for good (its turn was taken
+    back); stop: the model call under way stops (set with cancel, or by a turn)."""
+
+    cancel: threading.Event = field(default_factory=threading.Event, kw_only=True)
+    stop: threading.Event = field(default_factory=threading.Event, kw_only=True)
+
+
+class Foreground:
+    """Whether the narrator is telling a turn. Background model calls run only between
+    turns: one under way when a turn starts is stopped at its next token, so the turn
+    never waits for it, whether it shares the narrator's model and lock or only the CPU.
+    Work in a model context of its own may go on once the turn's first word is out
+    (until_first_word): only the prompt's reading decides when that word comes."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle = threading.Event()  # no turn is being told
+        self._idle.set()
+        self._heard = threading.Event()  # no turn is still reading its prompt
+        self._heard.set()
+        self._telling = 0
+        self._running: set[BackgroundTask] = set()
+
+    @contextmanager
+    def turn(self) -> Iterator[Callable[[], None]]:
+        """While a turn is told; the body calls what it yields at the first word."""
+        with self._lock:
+            self._telling += 1
+            self._idle.clear()
+            self._heard.clear()
+            for job in self._running:
+                job.stop.set()
+        try:
+            yield self._heard.set
+        finally:
+            with self._lock:
+                self._telling -= 1
+                if not self._telling:
+                    self._idle.set()
+                    self._heard.set()
+
+    def wait_idle(self, cancel: threading.Event, until_first_word: bool = False) -> None:
+        """Until no turn is being told (or its first word is out), or cancel is set."""
+        idle = self._heard if until_first_word else self._idle
+        while not idle.wait(0.05) and not cancel.is_set():
+            pass
+
+    @contextmanager
+    def between_turns(self, job: BackgroundTask, until_first_word: bool = False,
+                      ) -> Iterator[None]:
+        """Wait until no turn is being told, or its first word is out (or the job is
+        cancelled), then run the body with a fresh job.stop that the next turn to start
+        sets."""
+        self.wait_idle(job.cancel, until_first_word)
+        with self._lock:
+            job.stop = threading.Event()
+            busy = not (self._heard if until_first_word else self._idle).is_set()
+            if busy or job.cancel.is_set():
+                job.stop.set()
+            self._running.add(job)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(job)
+
+
+def complete_between_turns(narrator: Narrator, prompt: RenderedPrompt,
+                           options: SamplingOptions, foreground: Foreground,
+                           cancel: threading.Event) -> tuple[str, GenerationStats] | None:
+    """complete(), never while a turn reads its prompt: the prompt is read in small
+    batches (a prefill that a turn stops within a batch, and that goes on from there),
+    and the answer pauses after a token until the turn's first word is out. The narrator
+    must be a context of its own: a paused answer holds its lock. None if cancel is set
+    first."""
+    task = BackgroundTask(cancel=cancel)
+    prefill = getattr(narrator, "prefill", None)
+    while prefill is not None and not cancel.is_set():
+        with foreground.between_turns(task, until_first_word=True):
+            prefill(prompt.tokens, task.stop)
+            if not task.stop.is_set():
+                break
+    stats = GenerationStats()
+    chunks = []
+    for chunk in narrator.stream(prompt, options, cancel, stats):
+        chunks.append(chunk)
+        foreground.wait_idle(cancel, until_first_word=True)
+    return None if cancel.is_set() else ("".join(chunks).strip(), stats)

@@ -6,8 +6,9 @@ presses Enter):
 
     system   (system prompt + world + opening: byte-identical every turn)
     pinned   (facts the player pinned; change rarely)
-    summary  (the story so far, for turns that left the history)
     recalled (what the scene needs from the past: kept while the scene lasts)
+    summary  (the story so far, for turns that left the history: it changes with the
+              history's front, which is read again then anyway)
     history  (recent turns verbatim, oldest first)
     memories (what this input needs that the sections above lack: volatile)
     input    (the player's action)
@@ -15,7 +16,8 @@ presses Enter):
 The budget is n_ctx minus the answer's max_tokens minus a small margin. Hard floors:
 the system prompt, pinned facts (up to an eighth of the context: one too long for the
 room left is cut at a sentence, like a memory, never left out unseen) and the input. The
-summary and the recalled block are held to their shares; the history is what the
+summary and the recalled block are held to their shares, sized with a typical input (so
+neither moves when this input is longer); the history is what the
 rolling summary left. An ordinary action's memories get the room left, at most a
 fortieth of the context: every token after the history is read anew on every turn. A
 question about the past ("where did I hide the key?") may take the room of the older
@@ -41,7 +43,7 @@ from storyteller.storage.worlds import World
 
 SYSTEM_PROMPT_FILE = "narrator.txt"
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[.!?…][\"”’])\s+")
-SECTION_ORDER = ("system", "pinned", "summary", "recalled", "history", "memories", "input")
+SECTION_ORDER = ("system", "pinned", "recalled", "summary", "history", "memories", "input")
 RECENT_TURNS = 4  # the newest turns that a question's memories never push out
 PINNED_FRACTION = 8  # pinned facts take at most this part of the context
 ORDINARY_MEMORY_FRACTION = 40  # an ordinary action's own memories: at most n_ctx // 40
@@ -119,7 +121,7 @@ class PromptPlan:
 
 
 def compose(parts: PromptParts) -> list[Message]:
-    """Turn the parts into chat messages. Pinned facts, the summary and the recalled block
+    """Turn the parts into chat messages. Pinned facts, the recalled block and the summary
     ride in the system message; the history alternates user/assistant; this turn's
     memories ride in the final user message just before the action, so every chat
     template accepts them."""
@@ -129,11 +131,11 @@ def compose(parts: PromptParts) -> list[Message]:
     if parts.pinned:
         facts = "\n".join(memory.line for memory in parts.pinned)
         system.append(Part("pinned", f"\n\n{PINNED_HEADER}\n{facts}"))
-    if parts.summary:
-        system.append(Part("summary", f"\n\n{SUMMARY_HEADER}\n{parts.summary}"))
     if parts.recalled:
         lines = "\n".join(memory.line for memory in parts.recalled)
         system.append(Part("recalled", f"\n\n{RECALLED_HEADER}\n{lines}"))
+    if parts.summary:
+        system.append(Part("summary", f"\n\n{SUMMARY_HEADER}\n{parts.summary}"))
     messages = [Message("system", tuple(system))]
     for turn in parts.history:
         messages.append(Message.of("user", turn.input, "history"))
@@ -199,9 +201,10 @@ def build_prompt(narrator: Narrator, parts: PromptParts, budget: Budget) -> Prom
                        "lists them, /forget ID drops one.")
     floors = len(narrator.render(compose(replace(parts, summary="", recalled=[], history=[],
                                                  memories=[]))))
-    dropped["summary"] = _fit_summary(parts, count, budget.cap("summary", floors))
+    typical = floors - count(parts.player_input) + budget.input_allowance  # sizes shares
+    dropped["summary"] = _fit_summary(parts, count, budget.cap("summary", typical))
     parts.recalled, dropped["recalled"] = fit_memories(parts.recalled, count,
-                                                       budget.cap("recalled", floors))
+                                                       budget.cap("recalled", typical))
     used = floors + _tokens(parts.summary, count) + sum(
         count(memory.line) + 1 for memory in parts.recalled)
     history = [_turn_tokens(turn, count) for turn in parts.history]

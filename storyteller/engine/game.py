@@ -4,7 +4,6 @@ derived from them). The terminal UI and `storyteller run` both drive it."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from storyteller.engine.reply import ChunkCallback, Reply
 from storyteller.engine.timeline import Timeline
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.errors import SaveError, StorytellerError
-from storyteller.generation import Narrator, check_max_tokens
+from storyteller.generation import Foreground, Narrator, check_max_tokens
 from storyteller.storage.campaign import Campaign
 from storyteller.storage.lock import CampaignLock
 from storyteller.storage.transcript import Turn
@@ -55,12 +54,17 @@ class Game:
         self.timeline = Timeline(campaign, DerivedStores(stores))
         self.content_log = ContentLog(campaign.content_log_path, settings.content_log_level)
         self.opening_notices: list[str] = []  # said once when the game opens
-        self.prefill = Prefill(narrator if settings.prefill else None, self._next_prefix,
-                               self.pipeline.prefilled)
+        self.prefill = Prefill(narrator if settings.prefill else None, self._next_prefixes,
+                               self.pipeline.adopt)
         self.pipeline.gated = self.prefill.enabled
         self._playing = False  # a line is being played: no prefill may start meanwhile
         self._prefill_gate = threading.Lock()
         self.summarizer.on_summary = self._prefill_between_turns
+        # one signal that a turn is being told: notes, and summaries written in a
+        # context of their own, wait while it is
+        self.foreground = memory.foreground if memory else Foreground()
+        if self.background is not narrator:
+            self.summarizer.foreground = self.foreground
 
     @property
     def settings(self) -> Settings:
@@ -144,8 +148,9 @@ class Game:
         turns = self.timeline.turns
         history = turns[:-1] if replacing else turns
         number = replacing.number if replacing else self.campaign.next_turn_number
-        with self.memory.telling() if self.memory else contextlib.nullcontext():
-            telling = self.pipeline.tell(history, number, player_input, on_chunk,
+        with self.foreground.turn() as first_word:
+            telling = self.pipeline.tell(history, number, player_input,
+                                         _heard(first_word, on_chunk),
                                          cancel or threading.Event(), retelling=bool(replacing))
         turn = Turn(number, telling.plan.parts.player_input, telling.output,
                     model=self.narrator.model_id)
@@ -239,11 +244,12 @@ class Game:
             if self.lock:
                 self.lock.release()
 
-    def _next_prefix(self) -> list[int]:
-        """The next turn's stable prefix, the last action standing in for the next."""
+    def _next_prefixes(self) -> tuple[list[int], list[int] | None]:
+        """The next turn's stable prefix (and a new layout's), the last action standing
+        in for the next."""
         turns = self.timeline.turns
-        return self.pipeline.stable_prefix(turns, self.campaign.next_turn_number,
-                                           turns[-1].input if turns else "")
+        return self.pipeline.stable_prefixes(turns, self.campaign.next_turn_number,
+                                             turns[-1].input if turns else "")
 
     def _trace(self, turn: Turn, telling: Telling) -> TurnTrace:
         plan = telling.plan
@@ -260,6 +266,15 @@ class Game:
             autosave=self.campaign.save_state.to_json(), attempts=telling.attempts,
             scaffold_cut=telling.scaffold_cut, evaluated_tokens=telling.evaluated_tokens,
         )
+
+
+def _heard(first_word: Callable[[], None], on_chunk: ChunkCallback | None) -> ChunkCallback:
+    """on_chunk, calling first_word() with the first chunk too."""
+    def heard(text: str) -> None:
+        first_word()
+        if on_chunk:
+            on_chunk(text)
+    return heard
 
 
 def _now_ms() -> float:

@@ -3,9 +3,11 @@ the prompt that fits the context, and stream the narration through the loop guar
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -63,11 +65,12 @@ class TurnPipeline:
         self.scaffold_cut = 0  # characters of scaffolding cut from the last answer
         self._retries: dict[int, int] = {}  # per turn number: a retelling draws new seeds
         self._planning = threading.Lock()  # a turn and the prefill plan one at a time
-        # With the prefill (Game turns it on), a new summary reaches a turn's prompt only
-        # once a prefill evaluated the prefix it changes: until then the old one stays.
+        # With the prefill (Game turns it on), a new summary, or a new scene's recalled
+        # block, reaches a turn's prompt only once a prefill evaluated the prefix it
+        # changes (adopt()): until then turns keep the layout in use.
         self.gated = False
         self._summary_in_use: Summary | None = None
-        self._summary_prefilling: Summary | None = None
+        self._candidate: tuple[Summary, RecalledBlock] | None = None  # being prefilled
 
     @property
     def budget(self) -> Budget:
@@ -90,49 +93,79 @@ class TurnPipeline:
         with self._planning:
             return self._plan(history, number, player_input, retelling)
 
-    def stable_prefix(self, history: list[Turn], number: int, stand_in: str) -> list[int]:
+    def stable_prefixes(self, history: list[Turn], number: int,
+                        stand_in: str) -> tuple[list[int], list[int] | None]:
         """The tokens turn `number`'s prompt will most likely begin with, before its own
-        memories and input: planned with `stand_in` for the action it does not know yet
-        (the last action: its length decides, with its memories, how much history fits),
-        with the newest summary and the scene's recalled block (see prefilled())."""
+        memories and input, planned with `stand_in` for the action it does not know yet
+        (the last action: its length decides, with its memories, how much history fits):
+        as turns are laid out now, and, if it differs, with the newest summary and the
+        scene's recalled block (the candidate layout, which adopt() puts in use)."""
         with self._planning:
-            self._summary_prefilling = self.summarizer.summaries.current
-            plan, _, _ = self._plan(history, number, stand_in, False, prefilling=True)
-        return plan.stable_tokens()
+            current, _, _ = self._plan(history, number, stand_in, False)
+            candidate = (self.summarizer.summaries.current, copy.copy(self.block))
+            planned, _, _ = self._plan(history, number, stand_in, False, candidate)
+            self._candidate = candidate
+        if planned.stable_tokens() == current.stable_tokens():
+            return current.stable_tokens(), None
+        return current.stable_tokens(), planned.stable_tokens()
 
-    def prefilled(self) -> None:
-        """The last stable_prefix() is in the narrator's cache: its summary may be used."""
-        self._summary_in_use = self._summary_prefilling
+    def adopt(self, cached: Callable[[], bool]) -> bool:
+        """Put the candidate layout in use if cached() says the narrator's cache now
+        holds its prefix: under the planning lock, so no turn is planned in between."""
+        with self._planning:
+            if not cached() or self._candidate is None:
+                return False
+            self._summary_in_use, self.block = self._candidate
+            self._candidate = None
+            return True
 
-    def layout_summary(self, prefilling: bool = False) -> Summary:
-        """The summary a prompt holds: the newest, unless the prefill has not read it yet
-        (then the one before, while the log still has it: an undo may have dropped it)."""
+    def layout_summary(self) -> Summary:
+        """The summary a turn's prompt holds: the newest, unless the prefill has not read
+        it yet (then the one in use, while the log still has it: an undo may have
+        dropped it)."""
         newest = self.summarizer.summaries.current
         in_use = self._summary_in_use
-        if prefilling or not self.gated or in_use is None \
-                or in_use not in self.summarizer.summaries.history:
-            return newest
-        return in_use
+        still_held = in_use == Summary() or in_use in self.summarizer.summaries.history
+        return in_use if self.gated and in_use is not None and still_held else newest
 
     def _plan(self, history: list[Turn], number: int, player_input: str, retelling: bool,
-              prefilling: bool = False) -> tuple[PromptPlan, Recall | None, dict[str, float]]:
+              candidate: tuple[Summary, RecalledBlock] | None = None,
+              ) -> tuple[PromptPlan, Recall | None, dict[str, float]]:
+        if candidate is None:
+            summary, block = self.layout_summary(), self.block
+            self._summary_in_use = summary
+        else:
+            summary, block = candidate
+        planned = self._plan_with(history, number, player_input, retelling, summary, block,
+                                  follow_scene=candidate is not None or not self.gated)
+        newest = self.summarizer.summaries.current
+        if candidate is None and summary != newest and dropped(planned[0], "history"):
+            # The layout in use no longer fits: its history's front moves, so everything
+            # after the summary is read again anyway; the newest summary goes in now.
+            self._summary_in_use = newest
+            plan, recall, timings = self._plan_with(history, number, player_input, retelling,
+                                                    newest, block, follow_scene=False)
+            planned = plan, recall, {stage: ms + planned[2][stage] for stage, ms in timings.items()}
+        return planned
+
+    def _plan_with(self, history: list[Turn], number: int, player_input: str,
+                   retelling: bool, summary: Summary, block: RecalledBlock, follow_scene: bool,
+                   ) -> tuple[PromptPlan, Recall | None, dict[str, float]]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        summary = self.layout_summary(prefilling)
         shown = self.summarizer.history(history, summary)
         hide = number if retelling else None
         recall = None
         if self.memory:
-            # a new scene's block waits for the prefill too (only one that no longer
-            # holds, a turn taken back, is rebuilt at once)
-            self.block.refresh(self.memory, history, shown, number, summary, hide,
-                               self.world.opening,
-                               follow_scene=prefilling or not self.gated)
+            # with the prefill, a new scene's block waits for adopt() (only one that no
+            # longer holds, a turn taken back, is rebuilt at once)
+            block.refresh(self.memory, history, shown, number, hide, self.world.opening,
+                          follow_scene)
             recall = self.memory.recall(shown[-RECENT_TURNS:], player_input, number,
                                         hide_turn=hide)
         timings["retrieve"] = _ms_since(started)
         started = time.perf_counter()
-        plan = self._build(shown, player_input, recall, summary)
+        plan = self._build(shown, player_input, recall, summary, block)
         self.floor_tokens = sum(plan.rendered.section_tokens.get(name, 0)
                                 for name in ("system", "pinned"))
         timings["budget"] = _ms_since(started)
@@ -189,13 +222,13 @@ class TurnPipeline:
         return traced
 
     def _build(self, shown: list[Turn], player_input: str, recall: Recall | None,
-               summary: Summary) -> PromptPlan:
+               summary: Summary, block: RecalledBlock) -> PromptPlan:
         """Fit the prompt; a memory the fitted prompt shows elsewhere (a turn of the history,
         an item of the recalled block) is left out and the prompt fitted again, and one the
         block holds but had no room to show stays (the room goes to what is not shown)."""
-        parts = self.prompt_parts(shown, player_input, summary, recall)
+        parts = self.prompt_parts(shown, player_input, summary, recall, block)
         candidates = parts.memories
-        parts.memories = [m for m in candidates if m.id not in self.block.ids]
+        parts.memories = [m for m in candidates if m.id not in block.ids]
         plan = build_prompt(self.narrator, parts, self.budget)
         elsewhere = ({f"turn-{turn.number}" for turn in plan.parts.history}
                      | {memory.id for memory in plan.parts.recalled})
@@ -206,13 +239,14 @@ class TurnPipeline:
         return plan
 
     def prompt_parts(self, shown: list[Turn], player_input: str, summary: Summary,
-                     recall: Recall | None = None) -> PromptParts:
+                     recall: Recall | None = None,
+                     block: RecalledBlock | None = None) -> PromptParts:
         """What this turn's prompt may hold: the turns the summary does not cover yet,
         the summary, the recalled block, and from the story memory's recall, pinned facts
         and this input's memories (an ordinary action: only those it needs)."""
         parts = PromptParts(system=self.system_text, opening=self.world.opening,
                             summary=summary.text,
-                            recalled=self.block.memories(), history=shown,
+                            recalled=(block or self.block).memories(), history=shown,
                             player_input=player_input)
         if recall:
             parts.pinned = [prompt_memory(item) for item in recall.pinned]
@@ -273,6 +307,11 @@ def turn_pipeline(campaign: Campaign, narrator: Narrator, background: Narrator,
         seed=settings.seed or 0)
     pipeline = TurnPipeline(narrator, settings, world, system_text, summarizer, memory)
     return pipeline
+
+
+def dropped(plan: PromptPlan, section: str) -> int:
+    """How many items of `section` the plan left out to fit."""
+    return next((s.dropped for s in plan.sections if s.name == section), 0)
 
 
 def _ms_since(started: float) -> float:

@@ -6,7 +6,13 @@ Only a backend that keeps its prompt cache (llama.cpp: generation.Prefilling) is
 a server backend gets nothing. Any input cancels a running prefill first: the narrator
 checks between small batches, so a turn waits for one batch at most, and what a
 cancelled prefill left in the cache is only ever reused up to the tokens it shares with
-the prompt that comes next (llama.cpp compares token by token)."""
+the prompt that comes next (llama.cpp compares token by token).
+
+A new layout (a new summary, a new scene's recalled block) changes the prompt early on,
+so everything after that point is read again: more than one think time may be needed.
+It is prefilled aside, in a side copy of the cache that a turn never waits for, over as
+many think times as it takes; turns keep the layout in use (its cache stays live) until
+the side copy holds the whole new prefix, and only then switch to it."""
 
 from __future__ import annotations
 
@@ -21,22 +27,26 @@ log = logging.getLogger(__name__)
 
 
 class Prefill:
-    def __init__(self, narrator: Narrator | None, next_prefix: Callable[[], list[int]],
-                 on_prefilled: Callable[[], None] = lambda: None):
-        """next_prefix() gives the tokens to prefill: the next turn's stable prefix;
-        on_prefilled() hears that they are all in the cache. Without a narrator (the
-        prefill setting off), nothing is prefilled."""
-        self._prefill = getattr(narrator, "prefill", None)
-        self._next_prefix = next_prefix
-        self._on_prefilled = on_prefilled
+    def __init__(self, narrator: Narrator | None,
+                 next_prefixes: Callable[[], tuple[list[int], list[int] | None]],
+                 adopt: Callable[[Callable[[], bool]], bool] = lambda cached: False):
+        """next_prefixes() gives the tokens to prefill: the next turn's stable prefix as
+        turns are laid out now, and the one a new layout would have (or None);
+        adopt(cached) puts the new layout in use if cached() says the narrator's cache
+        holds its prefix. Without a narrator (the prefill setting off), nothing is
+        prefilled."""
+        self._narrator = narrator if getattr(narrator, "prefill", None) else None
+        self._next_prefixes = next_prefixes
+        self._adopt = adopt
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self.evaluated = 0  # tokens the last prefill evaluated
-        self.tokens: list[int] = []  # the last prefill's target
+        self.tokens: list[int] = []  # the prefix the live cache holds after the last one
+        self.adopted = 0  # new layouts put in use
 
     @property
     def enabled(self) -> bool:
-        return self._prefill is not None
+        return self._narrator is not None
 
     def start(self) -> None:
         """Prefill the next turn's prefix in the background (cancelling any running)."""
@@ -59,14 +69,21 @@ class Prefill:
 
     def _run(self, cancel: threading.Event) -> None:
         try:
-            tokens = self._next_prefix()
+            current, candidate = self._next_prefixes()
             if cancel.is_set():
                 return
-            self.tokens, self.evaluated = tokens, 0
-            self.evaluated = self._prefill(tokens, cancel)
-            if not cancel.is_set():
-                self._on_prefilled()
+            self.tokens, self.evaluated = current, 0
+            self.evaluated = self._narrator.prefill(current, cancel)
+            if candidate is not None and not cancel.is_set():
+                self._prefill_layout(candidate, cancel)
         except StorytellerError as error:  # a failing memory index: the turn will say so
             log.warning("prefill skipped: %s", error)
         except Exception:  # a bug here must never take the game down
             log.exception("prefill failed")
+
+    def _prefill_layout(self, tokens: list[int], cancel: threading.Event) -> None:
+        narrator = self._narrator
+        self.evaluated += narrator.prefill(tokens, cancel, aside=True)
+        if self._adopt(lambda: narrator.end_aside(None if cancel.is_set() else tokens)):
+            self.tokens = tokens
+            self.adopted += 1

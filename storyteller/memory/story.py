@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storyteller.errors import MemoryIndexError
+from storyteller.generation import Foreground
 from storyteller.memory.entries import (
     NOTES,
     MemoryEntry,
@@ -270,9 +271,10 @@ class StoryMemory:
         for listener in self._listeners:
             listener()
 
-    def telling(self):
-        """A context for telling a turn: note-taking waits, and stops if it runs."""
-        return self.writer.foreground.turn()
+    @property
+    def foreground(self) -> Foreground:
+        """Whether a turn is being told: note-taking waits for it, and stops if it runs."""
+        return self.writer.foreground
 
     @property
     def notes(self) -> NoteCounts:

@@ -4,7 +4,9 @@ Prompts go in as token lists that we build ourselves (see template.py), so untru
 text is tokenized with special-token parsing off and the count we budget with is the
 count the model receives. llama-cpp-python's generate() keeps the KV cache of the
 longest common prefix with the previous call, so a stable prompt front is reused, and
-prefill() evaluates the next prompt's front while the player reads.
+prefill() evaluates the next prompt's front while the player reads (and, aside, the
+front a new layout will have, in a side copy of the cache that the next turn never
+waits for).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from storyteller.errors import ModelError
@@ -36,6 +39,24 @@ COUNT_CACHE = 8192  # texts whose token counts are kept
 # the context waits for one batch at most (about 0.15 s with the embedded model on
 # 2 cores), big enough that llama.cpp still evaluates them at full speed.
 PREFILL_BATCH = 32
+
+
+def shared_prefix(first, second) -> int:
+    """How many tokens two token sequences share from their start."""
+    import numpy as np  # llama-cpp-python's own dependency, loaded with it
+
+    length = min(len(first), len(second))
+    differ = np.flatnonzero(np.asarray(first[:length]) != np.asarray(second[:length]))
+    return int(differ[0]) if len(differ) else length
+
+
+@dataclass
+class SavedCache:
+    """A copy of the context's prompt cache: its tokens and their keys and values."""
+
+    tokens: list[int]
+    data: object  # a ctypes byte array, as llama.cpp wrote it
+    size: int
 
 
 @contextlib.contextmanager
@@ -112,6 +133,10 @@ class LlamaCppNarrator:
         self.parameters = parameter_count(self._llm.metadata) or self._llm._model.n_params()
         self._stop_strings = [] if self._template else TRANSCRIPT_STOP
         self._lock = threading.Lock()  # a Llama context serves one generation at a time
+        # While an aside prefill runs, the live cache (what the next turn reuses) is
+        # parked here; the aside's own progress is kept in _aside between prefills.
+        self._parked: SavedCache | None = None
+        self._aside: SavedCache | None = None
         self.vocab_only = vocab_only
         # Each prompt is fitted by counting the same turns and memories again: a count is
         # a pure function of the text.
@@ -158,17 +183,14 @@ class LlamaCppNarrator:
     # -- the prompt cache -----------------------------------------------------
 
     def cached_tokens(self) -> list[int]:
-        """The tokens whose keys and values the context holds, in order."""
-        return self._llm._input_ids.tolist()
+        """The tokens whose keys and values the live cache holds, in order (while an
+        aside prefill runs: those it parked)."""
+        parked = self._parked
+        return list(parked.tokens) if parked is not None else self._llm._input_ids.tolist()
 
     def _cached_prefix(self, tokens: list[int]) -> int:
         """How many of `tokens` the context already holds."""
-        import numpy as np  # llama-cpp-python's own dependency, loaded with it
-
-        cached = self._llm._input_ids
-        length = min(len(cached), len(tokens))
-        differ = np.flatnonzero(cached[:length] != np.asarray(tokens[:length], dtype=cached.dtype))
-        return int(differ[0]) if len(differ) else length
+        return shared_prefix(self._llm._input_ids, tokens)
 
     def _reused(self, tokens: list[int]) -> int:
         """The prompt tokens generate() takes from the cache: the cached prefix, less the
@@ -180,21 +202,89 @@ class LlamaCppNarrator:
             prefix -= 1
         return max(prefix, 0)
 
-    def prefill(self, tokens: list[int], cancel: threading.Event) -> int:
+    def prefill(self, tokens: list[int], cancel: threading.Event, aside: bool = False) -> int:
         """Evaluate `tokens` into the cache, PREFILL_BATCH at a time, each batch under the
         lock a generation takes; stops within one batch once cancel is set. What the
-        cache held past the shared prefix is dropped first. Returns tokens evaluated."""
+        cache held past the shared prefix is dropped first. Returns tokens evaluated.
+
+        aside: into a side copy of the cache instead, so that the live one (the next
+        turn's prefix) stays as it is; a generation that comes meanwhile puts the live
+        cache back first, and the next aside prefill goes on from where this one
+        stopped. end_aside() makes a finished side copy the live cache."""
         evaluated = 0
         while not cancel.is_set():
             with self._lock:
+                if cancel.is_set():
+                    break
+                if aside:
+                    self._enter_aside(tokens)
+                else:
+                    self._put_back()
                 start = self._cached_prefix(tokens)
-                if cancel.is_set() or start >= len(tokens):
+                if start >= len(tokens):
                     break
                 self._llm.n_tokens = start  # eval() drops the cache past n_tokens
                 batch = tokens[start:start + PREFILL_BATCH]
                 self._llm.eval(batch)
                 evaluated += len(batch)
         return evaluated
+
+    def end_aside(self, tokens: list[int] | None) -> bool:
+        """End an aside prefill: with `tokens`, if the side copy holds them all, it
+        becomes the live cache (the old live one is dropped); otherwise the live cache
+        is put back. Returns whether the side copy was adopted."""
+        with self._lock:
+            if self._parked is not None and tokens is not None \
+                    and self._cached_prefix(tokens) == len(tokens):
+                self._parked = None
+                return True
+            self._put_back()
+            return False
+
+    def _enter_aside(self, tokens: list[int]) -> None:
+        """Park the live cache and load the side copy, if that one shares more of
+        `tokens` (else the side copy starts from the live cache)."""
+        if self._parked is not None:
+            return
+        self._parked = self._save()
+        side = self._aside
+        if side is not None and shared_prefix(side.tokens, tokens) > self._cached_prefix(tokens):
+            self._load(side)
+        self._aside = None
+
+    def _put_back(self) -> None:
+        """Keep the side copy for the next aside prefill, and load the live cache."""
+        if self._parked is None:
+            return
+        self._aside = self._save()
+        self._load(self._parked)
+        self._parked = None
+
+    def _save(self) -> SavedCache:
+        import ctypes
+
+        import llama_cpp
+
+        ctx = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        data = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, data, size, 0)
+        return SavedCache(self._llm._input_ids.tolist(), data, written)
+
+    def _load(self, saved: SavedCache) -> None:
+        """Make `saved` the cache; if llama.cpp refuses it, the cache is empty (every
+        token is evaluated again: slower, never wrong)."""
+        import llama_cpp
+
+        llm = self._llm
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        loaded = llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, saved.data, saved.size, 0)
+        count = len(saved.tokens) if loaded else 0
+        if not loaded:
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        llm.input_ids[:count] = saved.tokens[:count]
+        llm.n_tokens = count
+        llm._requires_eval = True  # the logits are not restored: the last token is re-read
 
     # -- generation ---------------------------------------------------------
 
@@ -218,6 +308,7 @@ class LlamaCppNarrator:
             source = self._tokenize(options.avoid_copying, trusted=False, first=False)
             processors = LogitsProcessorList([NoCopy(source)])
         with self._lock:
+            self._put_back()
             self._llm.set_seed(options.seed)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             vocab = self._llm._model.vocab

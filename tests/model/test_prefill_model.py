@@ -6,8 +6,10 @@ import threading
 
 from support import RecordingNarrator, common_prefix
 
+from storyteller.context.summary import Summary
 from storyteller.engine.session import open_game
-from storyteller.generation import Message, SamplingOptions, complete
+from storyteller.generation import GenerationStats, Message, SamplingOptions, complete
+from storyteller.narrator.llamacpp import PREFILL_BATCH
 
 WAIT = 120  # seconds
 TEMPLATE_WRAPPERS = 12  # ChatML around the last user message and the answer's start
@@ -15,23 +17,39 @@ TEMPLATE_WRAPPERS = 12  # ChatML around the last user message and the answer's s
 
 class PrefillRecorder(RecordingNarrator):
     """Also keeps, for each prefill: (tokens asked for, tokens evaluated); and after each
-    generation, the tokens the cache held."""
+    generation, the tokens the cache held. aside_batches: the next aside prefill stops
+    after that many batches, as if the player had pressed Enter."""
 
     def __init__(self, inner):
         super().__init__(inner)
         self.prefills = []
         self.started = threading.Event()
         self.cached_after = []
+        self.aside_batches = None
 
     def stream(self, prompt, *args, **kwargs):
         yield from super().stream(prompt, *args, **kwargs)
         self.cached_after.append(self.inner.cached_tokens())
 
-    def prefill(self, tokens, cancel):
+    def prefill(self, tokens, cancel, aside=False):
         self.started.set()
-        evaluated = self.inner.prefill(tokens, cancel)
+        if aside and self.aside_batches is not None:
+            cancel, self.aside_batches = CancelAfter(self.aside_batches), None
+        evaluated = self.inner.prefill(tokens, cancel, aside)
         self.prefills.append((len(tokens), evaluated))
         return evaluated
+
+
+class CancelAfter:
+    """A cancel event that is set once `batches` prefill batches have run (the prefill
+    asks twice a batch)."""
+
+    def __init__(self, batches):
+        self.asked, self.limit = 0, 2 * batches
+
+    def is_set(self):
+        self.asked += 1
+        return self.asked > self.limit
 
 
 def holds(narrator, prompt):
@@ -80,6 +98,64 @@ def test_submit_undo_and_retry_during_a_prefill_leave_no_stale_cache(settings, r
     assert 0 < reply.trace.evaluated_tokens < len(prompt) // 2
     game.prefill.wait()
     assert holds(real_narrator, game.prefill.tokens)  # and the prefill after it
+    game.close()
+
+
+def prompt_of(narrator, system, user):
+    return narrator.render([Message.of("system", system, "system"),
+                            Message.of("user", user, "input")]).tokens
+
+
+def evaluated_by_a_turn(narrator, tokens):
+    stats = GenerationStats()
+    list(narrator.stream(type("Prompt", (), {"tokens": tokens})(), SamplingOptions(
+        max_tokens=2, seed=1), threading.Event(), stats))
+    return stats.evaluated_tokens
+
+
+def test_an_aside_prefill_keeps_the_live_cache_and_goes_on_where_it_stopped(real_narrator):
+    live = prompt_of(real_narrator, "You narrate a story. " * 20, "look around " * 20)
+    new = prompt_of(real_narrator, "You narrate a tale. " * 20, "look around " * 20)
+    assert evaluated_by_a_turn(real_narrator, live) > 0  # now in the live cache
+    shared = common_prefix(live, new)
+    assert real_narrator.prefill(new, CancelAfter(2), aside=True) == 2 * PREFILL_BATCH
+    assert real_narrator.cached_tokens()[:len(live)] == live  # parked, not touched
+    assert not real_narrator.end_aside(new)  # not all of it: the live cache is back
+    assert evaluated_by_a_turn(real_narrator, live) <= 1  # only its logits re-made
+    rest = real_narrator.prefill(new, threading.Event(), aside=True)
+    assert rest == len(new) - shared - 2 * PREFILL_BATCH  # from where it stopped
+    assert real_narrator.end_aside(new)  # the side copy is the live cache now
+    assert real_narrator.cached_tokens()[:len(new)] == new
+    assert evaluated_by_a_turn(real_narrator, new) <= 1
+
+
+def test_a_new_summary_waits_for_its_prefill_and_no_turn_pays_for_it(settings, real_narrator):
+    """A summary lands; the prefill of the layout it makes is cut short by the next
+    turn, which keeps the old layout and reads only its own part; the prefill after
+    that turn finishes it, and the turn after uses the summary, reading only its part."""
+    recorder = PrefillRecorder(real_narrator)
+    game = open_game(settings, "aside", recorder)
+    for action in ("look around", "walk to the well", "ask about the bells"):
+        game.submit(action)
+        game.prefill.wait()
+    summary = Summary("You looked around the square and walked to the well.", 2)
+    game.summarizer.summaries.record(summary)  # as the background summarizer does
+    recorder.aside_batches = 2
+    adopted = game.prefill.adopted  # new scenes' blocks so far
+    game.submit("/help")  # any line is followed by a prefill
+    game.prefill.wait()
+    assert game.prefill.adopted == adopted and game.pipeline.layout_summary() != summary
+    kept = game.submit("listen at the door")
+    own_part = lambda reply: (reply.plan.rendered.section_tokens.get("memories", 0)  # noqa: E731
+                              + reply.plan.rendered.section_tokens["input"] + TEMPLATE_WRAPPERS)
+    assert summary.text not in kept.trace.prompt
+    assert 0 < kept.trace.evaluated_tokens <= own_part(kept)
+    game.prefill.wait()
+    assert game.prefill.adopted == adopted + 1 and game.pipeline.layout_summary() == summary
+    assert holds(real_narrator, game.prefill.tokens)
+    switched = game.submit("open the door")
+    assert summary.text in switched.trace.prompt
+    assert 0 < switched.trace.evaluated_tokens <= own_part(switched)
     game.close()
 
 

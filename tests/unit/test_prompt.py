@@ -30,7 +30,7 @@ def test_sections_are_ordered_and_add_up_to_the_prompt():
     assert all(s.tokens > 0 for s in plan.sections)
     assert sum(s.tokens for s in plan.sections) == len(plan.rendered)
     text = plan.rendered.text
-    order = ["It begins.", "The key is red.", "Long ago", "the old well", "action 1",
+    order = ["It begins.", "The key is red.", "the old well", "Long ago", "action 1",
              "memory number 0", "look"]
     assert [text.index(marker) for marker in order] == sorted(text.index(m) for m in order)
 
