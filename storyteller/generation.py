@@ -8,7 +8,7 @@ import another."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -163,54 +163,39 @@ class BackgroundTask:
 class Foreground:
     """Whether the narrator is telling a turn. Background model calls run only between
     turns: one under way when a turn starts is stopped at its next token, so the turn
-    never waits for it, whether it shares the narrator's model and lock or only the CPU.
-    Work in a model context of its own may go on once the turn's first word is out
-    (until_first_word): only the prompt's reading decides when that word comes."""
+    never waits for it, whether it shares the narrator's model and lock or only the CPU."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._idle = threading.Event()  # no turn is being told
+        self._idle = threading.Event()
         self._idle.set()
-        self._heard = threading.Event()  # no turn is still reading its prompt
-        self._heard.set()
         self._telling = 0
         self._running: set[BackgroundTask] = set()
 
     @contextmanager
-    def turn(self) -> Iterator[Callable[[], None]]:
-        """While a turn is told; the body calls what it yields at the first word."""
+    def turn(self) -> Iterator[None]:
         with self._lock:
             self._telling += 1
             self._idle.clear()
-            self._heard.clear()
             for job in self._running:
                 job.stop.set()
         try:
-            yield self._heard.set
+            yield
         finally:
             with self._lock:
                 self._telling -= 1
                 if not self._telling:
                     self._idle.set()
-                    self._heard.set()
-
-    def wait_idle(self, cancel: threading.Event, until_first_word: bool = False) -> None:
-        """Until no turn is being told (or its first word is out), or cancel is set."""
-        idle = self._heard if until_first_word else self._idle
-        while not idle.wait(0.05) and not cancel.is_set():
-            pass
 
     @contextmanager
-    def between_turns(self, job: BackgroundTask, until_first_word: bool = False,
-                      ) -> Iterator[None]:
-        """Wait until no turn is being told, or its first word is out (or the job is
-        cancelled), then run the body with a fresh job.stop that the next turn to start
-        sets."""
-        self.wait_idle(job.cancel, until_first_word)
+    def between_turns(self, job: BackgroundTask) -> Iterator[None]:
+        """Wait until no turn is being told (or the job is cancelled), then run the
+        body with a fresh job.stop that the next turn to start sets."""
+        while not self._idle.wait(0.05) and not job.cancel.is_set():
+            pass
         with self._lock:
             job.stop = threading.Event()
-            busy = not (self._heard if until_first_word else self._idle).is_set()
-            if busy or job.cancel.is_set():
+            if self._telling or job.cancel.is_set():
                 job.stop.set()
             self._running.add(job)
         try:
@@ -218,26 +203,3 @@ class Foreground:
         finally:
             with self._lock:
                 self._running.discard(job)
-
-
-def complete_between_turns(narrator: Narrator, prompt: RenderedPrompt,
-                           options: SamplingOptions, foreground: Foreground,
-                           cancel: threading.Event) -> tuple[str, GenerationStats] | None:
-    """complete(), never while a turn reads its prompt: the prompt is read in small
-    batches (a prefill that a turn stops within a batch, and that goes on from there),
-    and the answer pauses after a token until the turn's first word is out. The narrator
-    must be a context of its own: a paused answer holds its lock. None if cancel is set
-    first."""
-    task = BackgroundTask(cancel=cancel)
-    prefill = getattr(narrator, "prefill", None)
-    while prefill is not None and not cancel.is_set():
-        with foreground.between_turns(task, until_first_word=True):
-            prefill(prompt.tokens, task.stop)
-            if not task.stop.is_set():
-                break
-    stats = GenerationStats()
-    chunks = []
-    for chunk in narrator.stream(prompt, options, cancel, stats):
-        chunks.append(chunk)
-        foreground.wait_idle(cancel, until_first_word=True)
-    return None if cancel.is_set() else ("".join(chunks).strip(), stats)

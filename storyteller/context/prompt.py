@@ -19,7 +19,8 @@ room left is cut at a sentence, like a memory, never left out unseen) and the in
 summary and the recalled block are held to their shares, sized with a typical input (so
 neither moves when this input is longer); the history is what the
 rolling summary left. An ordinary action's memories get the room left, at most a
-fortieth of the context: every token after the history is read anew on every turn. A
+fortieth of the context (or what the lead sentences of the lore the input names take):
+every token after the history is read anew on every turn. A
 question about the past ("where did I hide the key?") may take the room of the older
 history too, all but the newest RECENT_TURNS turns. A memory too long for the room left
 is cut at a sentence and the next ones are still tried. Over the limit, this turn's
@@ -67,6 +68,7 @@ class PromptMemory:
     text: str  # for a past turn: its narration
     score: float
     action: str = ""  # for a past turn: what the player did
+    named: bool = False  # the player's input names it (a lorebook keyword)
 
     @property
     def said(self) -> str:
@@ -210,8 +212,8 @@ def build_prompt(narrator: Narrator, parts: PromptParts, budget: Budget) -> Prom
     history = [_turn_tokens(turn, count) for turn in parts.history]
     if parts.asks_about_the_past:
         room = budget.prompt_limit - used - sum(history[-RECENT_TURNS:])
-    else:
-        room = min(budget.n_ctx // ORDINARY_MEMORY_FRACTION,
+    else:  # what the input names gets room for its lead sentence at least
+        room = min(max(budget.n_ctx // ORDINARY_MEMORY_FRACTION, _named_room(parts, count, budget)),
                    budget.prompt_limit - used - sum(history))
     parts.memories, dropped["memories"] = fit_memories(parts.memories, count, room)
     used += sum(count(memory.line) + 1 for memory in parts.memories)
@@ -308,6 +310,13 @@ def _trimmed(memory: PromptMemory, count: Counter, room: int,
             return cut
         kept.pop()
     return None
+
+
+def _named_room(parts: PromptParts, count: Counter, budget: Budget) -> int:
+    """The tokens the lead sentences of the memories the input names take."""
+    leads = (_trimmed(memory, count, budget.prompt_limit, sentences=1)
+             for memory in parts.memories if memory.named)
+    return sum(count(lead.line) + 1 for lead in leads if lead is not None)
 
 
 def _turn_tokens(turn: Turn, count: Counter) -> int:

@@ -24,14 +24,7 @@ from pathlib import Path
 
 from storyteller.context.prompt import TURN_OVERHEAD_TOKENS, split_sentences
 from storyteller.errors import ModelError
-from storyteller.generation import (
-    SAFETY_MARGIN,
-    Foreground,
-    Message,
-    Narrator,
-    SamplingOptions,
-    complete_between_turns,
-)
+from storyteller.generation import SAFETY_MARGIN, Message, Narrator, SamplingOptions, complete
 from storyteller.storage.durable import append_jsonl, read_jsonl
 from storyteller.storage.transcript import Turn
 
@@ -113,9 +106,6 @@ class Summarizer:
         self._lock = threading.Lock()  # a finished summary is checked and recorded under it
         self._token_cache: dict[tuple[int, str], int] = {}
         self.on_summary: Callable[[], None] = lambda: None  # after a summary is recorded
-        # the game's, when the summaries have a model context of their own: they are
-        # then written between turns
-        self.foreground = Foreground()
 
     def history(self, turns: list[Turn], summary: Summary | None = None) -> list[Turn]:
         """The turns the summary (by default the newest) does not cover yet."""
@@ -225,14 +215,10 @@ class Summarizer:
                 return None
             options = SamplingOptions(temperature=0.3, max_tokens=room,
                                       seed=self.seed, repeat_penalty=1.15)
-            answer = complete_between_turns(self.narrator, prompt, options, self.foreground,
-                                            cancel or threading.Event())
+            text, stats = complete(self.narrator, prompt, options, cancel=cancel)
         except ModelError as error:
             log.warning("summary failed: %s", error)
             return None
-        if answer is None:  # dropped: its turns were taken back
-            return None
-        text, stats = answer
         if stats.stopped_by == "length":  # cut mid-sentence: keep the whole sentences
             text = " ".join(split_sentences(text)[:-1]) or text
         if not text or self.narrator.count_tokens(text) >= self.narrator.count_tokens(source):

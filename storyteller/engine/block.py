@@ -28,7 +28,8 @@ def prompt_memory(item: Recalled) -> PromptMemory:
     if item.turn is not None:
         return PromptMemory(item.entry.id, "event", item.turn.output, item.score,
                             action=item.turn.input)
-    return PromptMemory(item.entry.id, item.entry.kind, item.text, item.score)
+    return PromptMemory(item.entry.id, item.entry.kind, item.text, item.score,
+                        named=item.via == "keyword")
 
 
 class RecalledBlock:

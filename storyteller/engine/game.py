@@ -60,11 +60,8 @@ class Game:
         self._playing = False  # a line is being played: no prefill may start meanwhile
         self._prefill_gate = threading.Lock()
         self.summarizer.on_summary = self._prefill_between_turns
-        # one signal that a turn is being told: notes, and summaries written in a
-        # context of their own, wait while it is
+        # whether a turn is being told: note-taking waits while it is
         self.foreground = memory.foreground if memory else Foreground()
-        if self.background is not narrator:
-            self.summarizer.foreground = self.foreground
 
     @property
     def settings(self) -> Settings:
@@ -148,9 +145,8 @@ class Game:
         turns = self.timeline.turns
         history = turns[:-1] if replacing else turns
         number = replacing.number if replacing else self.campaign.next_turn_number
-        with self.foreground.turn() as first_word:
-            telling = self.pipeline.tell(history, number, player_input,
-                                         _heard(first_word, on_chunk),
+        with self.foreground.turn():
+            telling = self.pipeline.tell(history, number, player_input, on_chunk,
                                          cancel or threading.Event(), retelling=bool(replacing))
         turn = Turn(number, telling.plan.parts.player_input, telling.output,
                     model=self.narrator.model_id)
@@ -266,15 +262,6 @@ class Game:
             autosave=self.campaign.save_state.to_json(), attempts=telling.attempts,
             scaffold_cut=telling.scaffold_cut, evaluated_tokens=telling.evaluated_tokens,
         )
-
-
-def _heard(first_word: Callable[[], None], on_chunk: ChunkCallback | None) -> ChunkCallback:
-    """on_chunk, calling first_word() with the first chunk too."""
-    def heard(text: str) -> None:
-        first_word()
-        if on_chunk:
-            on_chunk(text)
-    return heard
 
 
 def _now_ms() -> float:

@@ -185,3 +185,31 @@ def test_memories_of_ordinary_length_go_in_whole_best_first():
     kept, dropped = fit_memories(memories, words, room)
     assert kept[:5] == memories[:5]  # the five best, whole
     assert dropped >= 6
+
+
+def test_the_recalled_blocks_room_does_not_move_with_the_inputs_length():
+    """The block sits before the history: if a longer action left it less room, the
+    turn after would re-read everything from the block on."""
+    lore = [PromptMemory(f"r{i}", "lore", f"Lore line number {i} about the valley.", 1.0)
+            for i in range(60)]
+    narrator = ScriptedNarrator(n_ctx=1024)
+    shown = [fit(narrator, PromptParts(system="You narrate.", recalled=lore, player_input=text),
+                 40).parts.recalled for text in ("look", "look " * 60)]
+    assert 0 < len(shown[0]) < len(lore)  # the block fills its share
+    assert shown[0] == shown[1]
+
+
+def test_lore_the_input_names_is_shown_even_past_an_ordinary_actions_room():
+    """An ordinary action's memories are held to n_ctx // 40 tokens (read anew every
+    turn), but what the player names is shown, its lead sentence at least."""
+    lead = "She is the smith of the village and keeps the forge by the river. " * 2
+    named = [PromptMemory(f"n{i}", "character", lead + "More about her past.", 1.0, named=True)
+             for i in range(2)]
+    narrator = ScriptedNarrator(n_ctx=1024)
+    plan = fit(narrator, PromptParts(system="You narrate.", memories=named,
+                                     player_input="ask them"), 40)
+    assert [m.id for m in plan.parts.memories] == ["n0", "n1"]
+    unnamed = [PromptMemory(m.id, m.kind, m.text, m.score) for m in named]
+    plan = fit(narrator, PromptParts(system="You narrate.", memories=unnamed,
+                                     player_input="ask them"), 40)
+    assert len(plan.parts.memories) < 2
