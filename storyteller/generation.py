@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -149,57 +148,3 @@ def complete(narrator: Narrator, prompt: RenderedPrompt, options: SamplingOption
     stats = GenerationStats()
     chunks = narrator.stream(prompt, options, cancel or threading.Event(), stats, json_schema)
     return "".join(chunks).strip(), stats
-
-
-@dataclass(eq=False)  # a task is itself: Foreground keeps a set of them
-class BackgroundTask:
-    """Model work behind the player's back. cancel: dropped for good (its turn was taken
-    back); stop: the model call under way stops (set with cancel, or by a turn)."""
-
-    cancel: threading.Event = field(default_factory=threading.Event, kw_only=True)
-    stop: threading.Event = field(default_factory=threading.Event, kw_only=True)
-
-
-class Foreground:
-    """Whether the narrator is telling a turn. Background model calls run only between
-    turns: one under way when a turn starts is stopped at its next token, so the turn
-    never waits for it, whether it shares the narrator's model and lock or only the CPU."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._telling = 0
-        self._running: set[BackgroundTask] = set()
-
-    @contextmanager
-    def turn(self) -> Iterator[None]:
-        with self._lock:
-            self._telling += 1
-            self._idle.clear()
-            for job in self._running:
-                job.stop.set()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._telling -= 1
-                if not self._telling:
-                    self._idle.set()
-
-    @contextmanager
-    def between_turns(self, job: BackgroundTask) -> Iterator[None]:
-        """Wait until no turn is being told (or the job is cancelled), then run the
-        body with a fresh job.stop that the next turn to start sets."""
-        while not self._idle.wait(0.05) and not job.cancel.is_set():
-            pass
-        with self._lock:
-            job.stop = threading.Event()
-            if self._telling or job.cancel.is_set():
-                job.stop.set()
-            self._running.add(job)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._running.discard(job)

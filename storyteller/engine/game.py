@@ -4,6 +4,7 @@ derived from them). The terminal UI and `storyteller run` both drive it."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from storyteller.engine.reply import ChunkCallback, Reply
 from storyteller.engine.timeline import Timeline
 from storyteller.engine.trace import TIMING_STAGES, TurnTrace
 from storyteller.errors import SaveError, StorytellerError
-from storyteller.generation import Foreground, Narrator, check_max_tokens
+from storyteller.generation import Narrator, check_max_tokens
 from storyteller.storage.campaign import Campaign
 from storyteller.storage.lock import CampaignLock
 from storyteller.storage.transcript import Turn
@@ -60,8 +61,6 @@ class Game:
         self._playing = False  # a line is being played: no prefill may start meanwhile
         self._prefill_gate = threading.Lock()
         self.summarizer.on_summary = self._prefill_between_turns
-        # whether a turn is being told: note-taking waits while it is
-        self.foreground = memory.foreground if memory else Foreground()
 
     @property
     def settings(self) -> Settings:
@@ -145,7 +144,7 @@ class Game:
         turns = self.timeline.turns
         history = turns[:-1] if replacing else turns
         number = replacing.number if replacing else self.campaign.next_turn_number
-        with self.foreground.turn():
+        with self.memory.telling() if self.memory else contextlib.nullcontext():
             telling = self.pipeline.tell(history, number, player_input, on_chunk,
                                          cancel or threading.Event(), retelling=bool(replacing))
         turn = Turn(number, telling.plan.parts.player_input, telling.output,

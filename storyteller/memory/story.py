@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storyteller.errors import MemoryIndexError
-from storyteller.generation import Foreground
 from storyteller.memory.entries import (
     NOTES,
     MemoryEntry,
@@ -271,10 +270,9 @@ class StoryMemory:
         for listener in self._listeners:
             listener()
 
-    @property
-    def foreground(self) -> Foreground:
-        """Whether a turn is being told: note-taking waits for it, and stops if it runs."""
-        return self.writer.foreground
+    def telling(self):
+        """A context for telling a turn: note-taking waits, and stops if it runs."""
+        return self.writer.foreground.turn()
 
     @property
     def notes(self) -> NoteCounts:

@@ -11,22 +11,23 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from storyteller.errors import StorytellerError
-from storyteller.generation import BackgroundTask, Foreground
 from storyteller.storage.transcript import Turn
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)
-class Job(BackgroundTask):
-    """One turn's memory writing (cancel: the turn is taken back)."""
-
+@dataclass(eq=False)  # a job is itself: Foreground keeps a set of them
+class Job:
     turn: Turn
     index_events: bool  # False: the events are indexed already, only the notes are missing
+    cancel: threading.Event = field(default_factory=threading.Event)  # the turn is taken back
+    # stops the model call under way: set with cancel, or when a turn starts
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -35,6 +36,51 @@ class NoteCounts:
 
     noted: int = 0  # turns whose notes were taken
     stopped: int = 0  # note-takings stopped by a turn that started (each taken again later)
+
+
+class Foreground:
+    """Whether the narrator is telling a turn. Background model calls run only between
+    turns: one under way when a turn starts is stopped at its next token, so the turn
+    never waits for it, whether it shares the narrator's model and lock or only the CPU."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._telling = 0
+        self._running: set[Job] = set()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._lock:
+            self._telling += 1
+            self._idle.clear()
+            for job in self._running:
+                job.stop.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._telling -= 1
+                if not self._telling:
+                    self._idle.set()
+
+    @contextmanager
+    def between_turns(self, job: Job) -> Iterator[None]:
+        """Wait until no turn is being told (or the job is cancelled), then run the
+        body with a fresh job.stop that the next turn to start sets."""
+        while not self._idle.wait(0.05) and not job.cancel.is_set():
+            pass
+        with self._lock:
+            job.stop = threading.Event()
+            if self._telling or job.cancel.is_set():
+                job.stop.set()
+            self._running.add(job)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(job)
 
 
 class MemoryWriter:
