@@ -7,7 +7,10 @@ while, so llama.cpp keeps reusing its cache between summaries.
 
 The summary has its own prompt (prompts/summary.txt), sees only text that is leaving the
 context (plus the previous summary), and is rejected if it is not shorter than its
-source. A source too long for the context is summarized in pieces that fit. A summary that
+source. A source too long for the context is summarized in pieces that fit. While the
+history grows, a background context of its own (warm=True) reads the next summary's
+prompt so far (the summary, then each new turn), so that when a summary is due only its
+writing is left. A summary that
 fails or is rejected leaves its turns in the history. Summaries are saved in
 saves/<campaign>/summaries.jsonl, append-only; /undo of a turn that a summary covers
 invalidates that summary.
@@ -24,7 +27,14 @@ from pathlib import Path
 
 from storyteller.context.prompt import TURN_OVERHEAD_TOKENS, split_sentences
 from storyteller.errors import ModelError
-from storyteller.generation import SAFETY_MARGIN, Message, Narrator, SamplingOptions, complete
+from storyteller.generation import (
+    SAFETY_MARGIN,
+    Message,
+    Narrator,
+    RenderedPrompt,
+    SamplingOptions,
+    complete,
+)
 from storyteller.storage.durable import append_jsonl, read_jsonl
 from storyteller.storage.transcript import Turn
 
@@ -88,9 +98,10 @@ class Summarizer:
 
     def __init__(self, narrator: Narrator, prompts_dir: Path, summaries: SummaryLog,
                  turns: Callable[[], list[Turn]] = list, caps: Caps = lambda: (0, 0),
-                 watermarks: Watermarks = Watermarks(), seed: int = 0):
+                 watermarks: Watermarks = Watermarks(), seed: int = 0, warm: bool = False):
         """turns() gives the live turns, caps() the history's and the summary's token
-        caps: both as they are when a turn is recorded."""
+        caps: both as they are when a turn is recorded. warm: the narrator is a context
+        of the summaries' own (never the story's), whose cache may be used ahead."""
         self.narrator = narrator
         self.template = string.Template(
             (prompts_dir / SUMMARY_PROMPT_FILE).read_text(encoding="utf-8"))
@@ -105,6 +116,9 @@ class Summarizer:
         self._retry_at = 0  # a summary failed: the turn from which to try again
         self._lock = threading.Lock()  # a finished summary is checked and recorded under it
         self._token_cache: dict[tuple[int, str], int] = {}
+        self._warm = warm and hasattr(narrator, "prefill")
+        self._warming: threading.Thread | None = None
+        self._warm_cancel = threading.Event()
         self.on_summary: Callable[[], None] = lambda: None  # after a summary is recorded
 
     def history(self, turns: list[Turn], summary: Summary | None = None) -> list[Turn]:
@@ -139,8 +153,11 @@ class Summarizer:
         if self.running or turn.number < self._retry_at:
             return
         history_cap, summary_cap = self.caps()
-        evicted = self.turns_to_evict(self.turns(), history_cap)
+        turns = self.turns()
+        evicted = self.turns_to_evict(turns, history_cap)
+        self.hold()
         if not evicted:
+            self._warm_up(self.history(turns), summary_cap)
             return
         self._cancel, self._job_through = threading.Event(), evicted[-1].number
         self._thread = threading.Thread(target=self._summarize, name="summarizer", daemon=True,
@@ -156,8 +173,32 @@ class Summarizer:
             self.summaries.invalidate_from(number)
 
     def settle(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
+        for thread in (self._warming, self._thread):
+            if thread is not None:
+                thread.join()
+
+    def hold(self) -> None:
+        """Stop reading ahead (a turn starts, or a summary is due): the cache keeps what
+        was read, the next turn recorded goes on from there."""
+        self._warm_cancel.set()
+
+    def _warm_up(self, history: list[Turn], summary_cap: int) -> None:
+        """Read the prompt the next summary will most likely start with (all the history
+        standing in for the turns it will cover) into the narrator's cache."""
+        if not self._warm or not history:
+            return
+        self._warm_cancel = cancel = threading.Event()
+        source = self._source_text(self.summaries.current, history)
+
+        def read_ahead() -> None:
+            try:
+                self.narrator.prefill(self._prompt(source, summary_cap).tokens, cancel)
+            except ModelError as error:  # the summary itself will say more
+                log.info("summary read-ahead skipped: %s", error)
+
+        self._warming = threading.Thread(target=read_ahead, name="summary-read-ahead",
+                                         daemon=True)
+        self._warming.start()
 
     @property
     def running(self) -> bool:
@@ -203,13 +244,8 @@ class Summarizer:
     def summarize_text(self, source: str, summary_cap: int,
                        cancel: threading.Event | None = None) -> str | None:
         """The model's summary of source, or None if it failed or is not shorter."""
-        messages = [
-            Message.of("system", self.template.safe_substitute(max_tokens=summary_cap).strip(),
-                       "system"),
-            Message.of("user", source, "input"),
-        ]
         try:
-            prompt = self.narrator.render(messages)
+            prompt = self._prompt(source, summary_cap)
             room = min(summary_cap, self.narrator.n_ctx - len(prompt) - SAFETY_MARGIN)
             if room < MIN_SUMMARY_TOKENS:  # a context too small for any summary
                 return None
@@ -225,6 +261,13 @@ class Summarizer:
             log.info("summary rejected: empty or not shorter than its source")
             return None
         return text
+
+    def _prompt(self, source: str, summary_cap: int) -> RenderedPrompt:
+        return self.narrator.render([
+            Message.of("system", self.template.safe_substitute(max_tokens=summary_cap).strip(),
+                       "system"),
+            Message.of("user", source, "input"),
+        ])
 
     @staticmethod
     def _source_text(previous: Summary, evicted: list[Turn]) -> str:

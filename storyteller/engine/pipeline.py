@@ -179,6 +179,7 @@ class TurnPipeline:
         entered = time.perf_counter()  # the player pressed Enter
         if retelling:
             self._retries[number] = self._retries.get(number, 0) + 1
+        self.summarizer.hold()  # its read-ahead waits for the next turn recorded
         plan, recall, timings = self.plan(history, number, player_input, retelling)
         timings["extract"] = 0.0  # the notes are taken after the turn: see Game.settle
         seeds: list[int] = []
@@ -304,7 +305,7 @@ def turn_pipeline(campaign: Campaign, narrator: Narrator, background: Narrator,
         background, settings.prompts_dir, SummaryLog(campaign.path),
         turns=lambda: campaign.turns, caps=lambda: pipeline.summary_caps(),
         watermarks=Watermarks(settings.summary_high_watermark, settings.summary_low_watermark),
-        seed=settings.seed or 0)
+        seed=settings.seed or 0, warm=background is not narrator)
     pipeline = TurnPipeline(narrator, settings, world, system_text, summarizer, memory)
     return pipeline
 

@@ -210,7 +210,8 @@ class LlamaCppNarrator:
         aside: into a side copy of the cache instead, so that the live one (the next
         turn's prefix) stays as it is; a generation that comes meanwhile puts the live
         cache back first, and the next aside prefill goes on from where this one
-        stopped. end_aside() makes a finished side copy the live cache."""
+        stopped (a generation whose prompt the side copy holds more of starts from it
+        instead). end_aside() makes a finished side copy the live cache."""
         evaluated = 0
         while not cancel.is_set():
             with self._lock:
@@ -260,6 +261,16 @@ class LlamaCppNarrator:
         self._load(self._parked)
         self._parked = None
 
+    def _take_closest_cache(self, tokens: list[int]) -> None:
+        """Before a generation: the live cache, or the side copy if that one holds more
+        of the prompt (a turn whose layout had to move before its aside prefill was over
+        reads only what that prefill had not)."""
+        self._put_back()
+        side = self._aside
+        if side is not None and shared_prefix(side.tokens, tokens) > self._cached_prefix(tokens):
+            self._load(side)
+            self._aside = None
+
     def _save(self) -> SavedCache:
         import ctypes
 
@@ -308,7 +319,7 @@ class LlamaCppNarrator:
             source = self._tokenize(options.avoid_copying, trusted=False, first=False)
             processors = LogitsProcessorList([NoCopy(source)])
         with self._lock:
-            self._put_back()
+            self._take_closest_cache(prompt.tokens)
             self._llm.set_seed(options.seed)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             vocab = self._llm._model.vocab

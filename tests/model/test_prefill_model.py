@@ -129,6 +129,19 @@ def test_an_aside_prefill_keeps_the_live_cache_and_goes_on_where_it_stopped(real
     assert evaluated_by_a_turn(real_narrator, new) <= 1
 
 
+def test_a_turn_that_takes_the_new_layout_early_reuses_what_its_aside_prefill_read(
+        real_narrator):
+    live = prompt_of(real_narrator, "You narrate a story. " * 20, "look around " * 20)
+    new = prompt_of(real_narrator, "You narrate a tale. " * 20, "look around " * 20)
+    assert evaluated_by_a_turn(real_narrator, live) > 0
+    shared = common_prefix(live, new)
+    real_narrator.prefill(new, CancelAfter(2), aside=True)
+    assert not real_narrator.end_aside(new)
+    # the layout had to move before the aside was whole: the turn starts from the copy
+    assert evaluated_by_a_turn(real_narrator, new) == len(new) - shared - 2 * PREFILL_BATCH
+    assert evaluated_by_a_turn(real_narrator, live) > 2 * PREFILL_BATCH  # the old one is gone
+
+
 def test_a_new_summary_waits_for_its_prefill_and_no_turn_pays_for_it(settings, real_narrator):
     """A summary lands; the prefill of the layout it makes is cut short by the next
     turn, which keeps the old layout and reads only its own part; the prefill after

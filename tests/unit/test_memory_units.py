@@ -423,7 +423,10 @@ def test_the_last_turn_joins_the_search_as_a_second_vector_without_embedding_it_
 def test_questions_and_references_to_the_past_are_told_apart_from_actions():
     from storyteller.memory.recall import asks_about_the_past
 
-    for text in ("where did I hide the key?", "What did Caroline say", "remember the ferry"):
+    for text in ("where did I hide the key?", "What did Caroline say", "remember the ferry",
+                 "I greet the ferryman I met two days ago", "I go where we slept last night"):
         assert asks_about_the_past(text)
-    for text in ("look around", "open the door", "ask Maren about the stone"):
+    for text in ("look around", "open the door", "ask Maren about the stone",
+                 "I stack firewood against the back wall", "I fetch water before dawn",
+                 "I ask the baker how long the rain will last", "I knock once again"):
         assert not asks_about_the_past(text)
