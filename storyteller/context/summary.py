@@ -98,10 +98,14 @@ class Summarizer:
 
     def __init__(self, narrator: Narrator, prompts_dir: Path, summaries: SummaryLog,
                  turns: Callable[[], list[Turn]] = list, caps: Caps = lambda: (0, 0),
-                 watermarks: Watermarks = Watermarks(), seed: int = 0, warm: bool = False):
+                 watermarks: Watermarks = Watermarks(), seed: int = 0, warm: bool = False,
+                 in_use: Callable[[], bool] = lambda: True):
         """turns() gives the live turns, caps() the history's and the summary's token
         caps: both as they are when a turn is recorded. warm: the narrator is a context
-        of the summaries' own (never the story's), whose cache may be used ahead."""
+        of the summaries' own (never the story's), whose cache may be used ahead.
+        in_use() says whether the newest summary has reached the prompt: the next one
+        waits for it (with the prefill a summary enters once its layout is read, and a
+        newer one meanwhile would make that reading start over)."""
         self.narrator = narrator
         self.template = string.Template(
             (prompts_dir / SUMMARY_PROMPT_FILE).read_text(encoding="utf-8"))
@@ -120,6 +124,7 @@ class Summarizer:
         self._warming: threading.Thread | None = None
         self._warm_cancel = threading.Event()
         self.on_summary: Callable[[], None] = lambda: None  # after a summary is recorded
+        self.in_use = in_use
 
     def history(self, turns: list[Turn], summary: Summary | None = None) -> list[Turn]:
         """The turns the summary (by default the newest) does not cover yet."""
@@ -150,7 +155,7 @@ class Summarizer:
 
     def record(self, turn: Turn) -> None:
         """Start summarizing in the background if the history passed the high mark."""
-        if self.running or turn.number < self._retry_at:
+        if self.running or turn.number < self._retry_at or not self.in_use():
             return
         history_cap, summary_cap = self.caps()
         turns = self.turns()

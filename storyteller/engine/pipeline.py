@@ -305,7 +305,8 @@ def turn_pipeline(campaign: Campaign, narrator: Narrator, background: Narrator,
         background, settings.prompts_dir, SummaryLog(campaign.path),
         turns=lambda: campaign.turns, caps=lambda: pipeline.summary_caps(),
         watermarks=Watermarks(settings.summary_high_watermark, settings.summary_low_watermark),
-        seed=settings.seed or 0, warm=background is not narrator)
+        seed=settings.seed or 0, warm=background is not narrator,
+        in_use=lambda: pipeline.layout_summary() == summarizer.summaries.current)
     pipeline = TurnPipeline(narrator, settings, world, system_text, summarizer, memory)
     return pipeline
 

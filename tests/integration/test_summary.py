@@ -1,7 +1,6 @@
 """The rolling summary and long sessions that never overflow."""
 
-
-
+from support import turns
 
 from storyteller.context.summary import SUMMARIES_FILE, Summarizer, Summary, SummaryLog
 from storyteller.engine.session import open_game
@@ -102,3 +101,20 @@ def test_a_rejected_summary_leaves_its_turns_in_the_history(settings):
     assert sections["history"]["dropped"] > 0  # the oldest went only for want of room
     assert 0 < wordy.calls < 30  # tried again now and then, not on every turn
     game.close()
+
+
+def test_a_summary_waits_while_the_newest_one_has_not_reached_the_prompt(tmp_path, settings):
+    """With the prefill, a newer summary before the last one is in use would make the
+    reading of its layout start over (and none would ever be read in time)."""
+    recorded = turns(10)
+    in_use = [False]
+    summarizer = Summarizer(ScriptedNarrator(replies=["They walked."]), settings.prompts_dir,
+                            SummaryLog(tmp_path), turns=lambda: recorded,
+                            caps=lambda: (200, 40), in_use=lambda: in_use[0])
+    summarizer.record(recorded[-1])
+    summarizer.settle()
+    assert summarizer.summaries.current == Summary()
+    in_use[0] = True
+    summarizer.record(recorded[-1])
+    summarizer.settle()
+    assert summarizer.summaries.current.through_turn > 0
