@@ -8,7 +8,7 @@ import another."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -143,8 +143,15 @@ class Prefilling(Protocol):
 
 def complete(narrator: Narrator, prompt: RenderedPrompt, options: SamplingOptions,
              json_schema: dict | None = None,
-             cancel: threading.Event | None = None) -> tuple[str, GenerationStats]:
-    """A whole answer at once (extraction, summaries), off the player's screen."""
+             cancel: threading.Event | None = None,
+             pause: Callable[[], object] | None = None) -> tuple[str, GenerationStats]:
+    """A whole answer at once (extraction, summaries), off the player's screen. pause()
+    runs before each next token is asked for (a local model computes none meanwhile)."""
     stats = GenerationStats()
-    chunks = narrator.stream(prompt, options, cancel or threading.Event(), stats, json_schema)
+    chunks = []
+    for chunk in narrator.stream(prompt, options, cancel or threading.Event(), stats,
+                                 json_schema):
+        chunks.append(chunk)
+        if pause:
+            pause()
     return "".join(chunks).strip(), stats

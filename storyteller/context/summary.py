@@ -99,13 +99,16 @@ class Summarizer:
     def __init__(self, narrator: Narrator, prompts_dir: Path, summaries: SummaryLog,
                  turns: Callable[[], list[Turn]] = list, caps: Caps = lambda: (0, 0),
                  watermarks: Watermarks = Watermarks(), seed: int = 0, warm: bool = False,
-                 in_use: Callable[[], bool] = lambda: True):
+                 in_use: Callable[[], bool] = lambda: True,
+                 pause: Callable[[], object] = lambda: None):
         """turns() gives the live turns, caps() the history's and the summary's token
         caps: both as they are when a turn is recorded. warm: the narrator is a context
         of the summaries' own (never the story's), whose cache may be used ahead.
         in_use() says whether the newest summary has reached the prompt: the next one
         waits for it (with the prefill a summary enters once its layout is read, and a
-        newer one meanwhile would make that reading start over)."""
+        newer one meanwhile would make that reading start over). pause() is called
+        between the summary's tokens: it holds them while a turn waits for its first
+        word."""
         self.narrator = narrator
         self.template = string.Template(
             (prompts_dir / SUMMARY_PROMPT_FILE).read_text(encoding="utf-8"))
@@ -125,6 +128,7 @@ class Summarizer:
         self._warm_cancel = threading.Event()
         self.on_summary: Callable[[], None] = lambda: None  # after a summary is recorded
         self.in_use = in_use
+        self.pause = pause
 
     def history(self, turns: list[Turn], summary: Summary | None = None) -> list[Turn]:
         """The turns the summary (by default the newest) does not cover yet."""
@@ -256,7 +260,8 @@ class Summarizer:
                 return None
             options = SamplingOptions(temperature=0.3, max_tokens=room,
                                       seed=self.seed, repeat_penalty=1.15)
-            text, stats = complete(self.narrator, prompt, options, cancel=cancel)
+            text, stats = complete(self.narrator, prompt, options, cancel=cancel,
+                                   pause=self.pause)
         except ModelError as error:
             log.warning("summary failed: %s", error)
             return None

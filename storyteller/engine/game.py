@@ -225,7 +225,9 @@ class Game:
     def close(self, finish: bool = True) -> None:
         """Finish (or, with finish=False, cancel) the background work, free the models
         this game loaded, then let another storyteller open the campaign."""
-        self.prefill.cancel()
+        with self._prefill_gate:
+            self._playing = True  # for good: a summary landing now starts no prefill
+            self.prefill.cancel()
         self.prefill.wait()
         try:
             if self.memory:

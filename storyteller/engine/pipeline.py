@@ -71,6 +71,10 @@ class TurnPipeline:
         self.gated = False
         self._summary_in_use: Summary | None = None
         self._candidate: tuple[Summary, RecalledBlock] | None = None  # being prefilled
+        # Clear from Enter to a turn's first word: the summary being written holds its
+        # next token meanwhile (it would take half the cores the prompt is read with).
+        self.no_turn_waiting = threading.Event()
+        self.no_turn_waiting.set()
 
     @property
     def budget(self) -> Budget:
@@ -180,6 +184,16 @@ class TurnPipeline:
         if retelling:
             self._retries[number] = self._retries.get(number, 0) + 1
         self.summarizer.hold()  # its read-ahead waits for the next turn recorded
+        self.no_turn_waiting.clear()
+        try:
+            return self._tell(history, number, player_input, on_chunk, cancel, retelling,
+                              entered)
+        finally:
+            self.no_turn_waiting.set()
+
+    def _tell(self, history: list[Turn], number: int, player_input: str,
+              on_chunk: ChunkCallback | None, cancel: threading.Event, retelling: bool,
+              entered: float) -> Telling:
         plan, recall, timings = self.plan(history, number, player_input, retelling)
         timings["extract"] = 0.0  # the notes are taken after the turn: see Game.settle
         seeds: list[int] = []
@@ -280,6 +294,7 @@ class TurnPipeline:
         for chunk in self.narrator.stream(plan.rendered, options, cancel, stats):
             if ttft is None:
                 ttft = _ms_since(started)
+                self.no_turn_waiting.set()
             show(scaffold.feed(chunk))
         show(scaffold.finish())
         if cancel.is_set():
@@ -301,14 +316,24 @@ def turn_pipeline(campaign: Campaign, narrator: Narrator, background: Narrator,
     """The campaign's turn pipeline and its summarizer (`background` writes the
     summaries): what a game tells its turns with, and `storyteller prompt` shows."""
     pipeline: TurnPipeline | None = None
+    own_context = background is not narrator  # else pausing it would hold the turn's lock
+
+    def pause() -> None:
+        if own_context:
+            pipeline.no_turn_waiting.wait(PAUSE_LIMIT_SECONDS)
+
     summarizer = Summarizer(
         background, settings.prompts_dir, SummaryLog(campaign.path),
         turns=lambda: campaign.turns, caps=lambda: pipeline.summary_caps(),
         watermarks=Watermarks(settings.summary_high_watermark, settings.summary_low_watermark),
-        seed=settings.seed or 0, warm=background is not narrator,
-        in_use=lambda: pipeline.layout_summary() == summarizer.summaries.current)
+        seed=settings.seed or 0, warm=own_context,
+        in_use=lambda: pipeline.layout_summary() == summarizer.summaries.current,
+        pause=pause)
     pipeline = TurnPipeline(narrator, settings, world, system_text, summarizer, memory)
     return pipeline
+
+
+PAUSE_LIMIT_SECONDS = 10  # a summary never waits longer for a turn's first word
 
 
 def dropped(plan: PromptPlan, section: str) -> int:

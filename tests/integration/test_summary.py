@@ -118,3 +118,29 @@ def test_a_summary_waits_while_the_newest_one_has_not_reached_the_prompt(tmp_pat
     summarizer.record(recorded[-1])
     summarizer.settle()
     assert summarizer.summaries.current.through_turn > 0
+
+
+def test_a_summary_holds_its_next_token_while_a_turn_waits_for_its_first_word(settings):
+    """Its own context would take half the cores the turn's prompt is read with."""
+    from storyteller.narrator.scripted import ScriptedNarrator as Scripted
+
+    seen = []
+
+    class Watching(Scripted):
+        def stream(self, *args, **kwargs):
+            for number, chunk in enumerate(super().stream(*args, **kwargs)):
+                seen.append((number, game.pipeline.no_turn_waiting.is_set()))
+                yield chunk
+
+    narrator = Watching(replies=["The door creaks open onto the square."])
+    game = open_game(settings, "pause", narrator, background=Scripted())
+    paused = []
+    game.summarizer.pause = lambda: paused.append(game.pipeline.no_turn_waiting.is_set())
+    game.submit("open the door")
+    assert seen[0] == (0, False)  # the first word: a summary would wait
+    assert all(free for number, free in seen[1:])  # after it, it goes on
+    assert game.pipeline.no_turn_waiting.is_set()
+    assert game.summarizer.summarize_text("The player: look\nThe narrator: " + "A door. " * 30,
+                                          summary_cap=40) is not None
+    assert paused  # between its tokens
+    game.close()

@@ -197,3 +197,13 @@ def longest_shared_run(text, source):
     return max((n for n in range(1, len(words) + 1)
                 for i in range(len(words) - n + 1) if tuple(words[i:i + n]) in runs),
                default=0)
+
+
+def test_a_summary_that_lands_while_the_game_closes_starts_no_prefill(settings, real_narrator):
+    """close() closes the memory the prefill would plan with (a closed database)."""
+    game = open_game(settings, "closing", real_narrator)
+    game.submit("look around")
+    game.close()
+    last = game.prefill._thread
+    game.summarizer.on_summary()  # as a summary written during close() calls it
+    assert game.prefill._thread is last
