@@ -90,7 +90,8 @@ def run() -> str:
         "## Time to first token from Enter, with and without the prefill",
         "",
         f"One seeded {turns}-turn session (the coherence world and script), embedded "
-        f"model, n_ctx {SETTINGS['n_ctx']}, max_tokens 160, note-taking on, "
+        f"model, n_ctx {SETTINGS['n_ctx']}, max_tokens 160, note-taking as the game defaults it "
+        "(off under 1B parameters), "
         f"{THINK_SECONDS:g} s think time after each turn (as `storyteller run "
         "--think-time`). TTFT runs from Enter (recall and budgeting included) to the "
         "first token, in ms; `evaluated` is the prompt tokens not already in the cache.",
