@@ -10,8 +10,9 @@ context (plus the previous summary), and is rejected if it is not shorter than i
 source. A source too long for the context is summarized in pieces that fit. While the
 history grows, a background context of its own (warm=True) reads the next summary's
 prompt so far (the summary, then each new turn), so that when a summary is due only its
-writing is left. A summary that
-fails or is rejected leaves its turns in the history. Summaries are saved in
+writing is left; with the prefill, the next summary waits until the newest is in the
+prompt, and its tokens wait while a turn waits for its first word. A summary that fails
+or is rejected leaves its turns in the history. Summaries are saved in
 saves/<campaign>/summaries.jsonl, append-only; /undo of a turn that a summary covers
 invalidates that summary.
 """
