@@ -31,6 +31,7 @@ from storyteller.config import PROJECT_DIR, Settings
 from storyteller.engine.session import open_game
 from storyteller.engine.trace import TurnTrace
 from storyteller.storage.durable import read_jsonl
+from storyteller.text import shared_prefix
 
 WORLD = "brackenmoor"
 # Note-taking (fact extraction) is off: with the 135M model it keeps few facts and costs
@@ -147,16 +148,38 @@ def _open(settings: Settings, replay: Played | None):
 
 class ReplayNarrator:
     """Tells a recorded narration (set `text` before each turn) through the real model's
-    tokenizer and template, so the prompt budget is the same as in the recorded run."""
+    tokenizer and template, so the prompt budget is the same as in the recorded run.
+    Its prefill is instant but keeps the tokens a real cache would hold: the layout waits
+    for prefills as in the played run, and `evaluated_tokens` is what the model would
+    have read after Enter."""
 
     def __init__(self, inner):
         self.inner = inner
         self.text = ""
+        self.cached: list[int] = []
+        self.aside: list[int] | None = None
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
+    def prefill(self, tokens, cancel, aside=False) -> int:
+        if aside:
+            self.aside = list(tokens)
+            return len(tokens)
+        evaluated = len(tokens) - shared_prefix(self.cached, tokens)
+        self.cached = list(tokens)
+        return evaluated
+
+    def end_aside(self, tokens) -> bool:
+        adopted = tokens is not None and self.aside == list(tokens)
+        if adopted:
+            self.cached = self.aside
+        self.aside = None
+        return adopted
+
     def stream(self, prompt, options, cancel, stats, json_schema=None):
+        stats.evaluated_tokens = len(prompt.tokens) - shared_prefix(self.cached, prompt.tokens)
+        self.cached = list(prompt.tokens)
         stats.completion_tokens = self.inner.count_tokens(self.text)
         stats.stopped_by = "eos"
         yield self.text
@@ -348,7 +371,7 @@ def run() -> str:
         "needed words are in the context the model gets at the probe.",
         "",
         table(["memory", "probe recall", "goal"],
-              [["storyteller (lorebook + vector search + summary + pins)",
+              [["storyteller (lorebook + word index + vector search + summary + pins)",
                 f"**{recall:.0%}**", f">= 95%: {'met' if recall >= 0.95 else 'missed'}"]]
               + [[method, f"{recall_share(embedded, facts, method):.0%}", ""]
                  for method in methods]),

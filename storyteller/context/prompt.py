@@ -18,9 +18,9 @@ the system prompt, pinned facts (up to an eighth of the context: one too long fo
 room left is cut at a sentence, like a memory, never left out unseen) and the input. The
 summary and the recalled block are held to their shares, sized with a typical input (so
 neither moves when this input is longer); the history is what the
-rolling summary left. An ordinary action's memories get the room left, at most a
-fortieth of the context (or what the lead sentences of the lore the input names take):
-every token after the history is read anew on every turn. A
+rolling summary left. An ordinary action's memories (only what it names: recall's
+`needed`) get the room left, at most a fortieth of the context or what their lead
+sentences take: every token after the history is read anew on every turn. A
 question about the past ("where did I hide the key?") may take the room of the older
 history too, all but the newest RECENT_TURNS turns. A memory too long for the room left
 is cut at a sentence and the next ones are still tried. Over the limit, this turn's
@@ -68,7 +68,7 @@ class PromptMemory:
     text: str  # for a past turn: its narration
     score: float
     action: str = ""  # for a past turn: what the player did
-    named: bool = False  # the player's input names it (a lorebook keyword)
+    named: bool = False  # an ordinary action names it (recall's `needed`)
 
     @property
     def said(self) -> str:
@@ -313,7 +313,7 @@ def _trimmed(memory: PromptMemory, count: Counter, room: int,
 
 
 def _named_room(parts: PromptParts, count: Counter, budget: Budget) -> int:
-    """The tokens the lead sentences of the memories the input names take."""
+    """The tokens the lead sentences of the memories the action names take."""
     leads = (_trimmed(memory, count, budget.prompt_limit, sentences=1)
              for memory in parts.memories if memory.named)
     return sum(count(lead.line) + 1 for lead in leads if lead is not None)

@@ -166,7 +166,8 @@ class TurnPipeline:
             block.refresh(self.memory, history, shown, number, hide, self.world.opening,
                           follow_scene)
             recall = self.memory.recall(shown[-RECENT_TURNS:], player_input, number,
-                                        hide_turn=hide)
+                                        hide_turn=hide,
+                                        scene=self._scene_text(shown, summary, block))
         timings["retrieve"] = _ms_since(started)
         started = time.perf_counter()
         plan = self._build(shown, player_input, recall, summary, block)
@@ -174,6 +175,12 @@ class TurnPipeline:
                                 for name in ("system", "pinned"))
         timings["budget"] = _ms_since(started)
         return plan, recall, timings
+
+    def _scene_text(self, shown: list[Turn], summary: Summary, block: RecalledBlock) -> str:
+        """What the prompt holds besides this turn's memories and pinned facts."""
+        return "\n".join([self.system_text, self.world.opening, summary.text,
+                          *(memory.line for memory in block.memories()),
+                          *(f"{turn.input}\n{turn.output}" for turn in shown)])
 
     def tell(self, history: list[Turn], number: int, player_input: str,
              on_chunk: ChunkCallback | None, cancel: threading.Event,

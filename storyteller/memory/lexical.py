@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from storyteller.errors import MemoryIndexError
@@ -36,6 +37,7 @@ STOP_WORDS = frozenset([
     "tell", "told", "say", "said", "ask", "asked"
 ])
 _WORD = re.compile(r"\w+")
+TOKENIZER = "'porter unicode61'"  # "confides" and "confided" are one term
 
 
 def query_words(text: str) -> list[str]:
@@ -58,7 +60,15 @@ class LexicalIndex:
                                        check_same_thread=False)
             self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS entries USING fts5("
                              "id UNINDEXED, kind UNINDEXED, turn UNINDEXED, text, "
-                             "tokenize = 'porter unicode61')")
+                             f"tokenize = {TOKENIZER})")
+            # How many entries hold each term; and a scratch table whose vocabulary gives
+            # any text's terms as the index stems them (kept in memory, never saved).
+            self._db.execute("CREATE VIRTUAL TABLE temp.entry_terms USING fts5vocab("
+                             "main, entries, 'row')")
+            self._db.execute(f"CREATE VIRTUAL TABLE temp.scratch USING fts5(text, "
+                             f"tokenize = {TOKENIZER})")
+            self._db.execute("CREATE VIRTUAL TABLE temp.scratch_terms USING fts5vocab("
+                             "temp, scratch, 'instance')")
             self._db.commit()
         except sqlite3.Error as error:
             raise MemoryIndexError(f"Cannot open the lexical index {path} ({error}); delete "
@@ -105,15 +115,53 @@ class LexicalIndex:
                 "ORDER BY bm25(entries) LIMIT ?", (match, limit)).fetchall()
         return [(entry_id, kind, int(turn), -score) for entry_id, kind, turn, score in rows]
 
+    def rare_words(self, text: str, scene: str, most_entries: int) -> list[str]:
+        """The words of `text` (query_words) that `scene` does not hold and at most
+        `most_entries` entries of the index do (at least one): what a text names that the
+        scene lacks and the story has said only once or twice. Compared as the index's
+        terms, so a word matches its other forms."""
+        words = query_words(text)
+        if not words:
+            return []
+        with self._lock, _failing_as_index_error():
+            seen = set(self._terms([scene])[0])
+            unseen = {word: terms for word, terms in zip(words, self._terms(words), strict=True)
+                      if terms and not seen.intersection(terms)}
+            counts = {term: self._entries_with(term)
+                      for terms in unseen.values() for term in terms}
+        return [word for word, terms in unseen.items()
+                if all(0 < counts[term] <= most_entries for term in terms)]
+
+    def _entries_with(self, term: str) -> int:
+        row = self._db.execute("SELECT doc FROM entry_terms WHERE term = ?", (term,)).fetchone()
+        return row[0] if row else 0
+
+    def _terms(self, texts: list[str]) -> list[list[str]]:
+        """Each text's terms, in order, as the index stems them (under the lock)."""
+        db = self._db
+        db.execute("DELETE FROM scratch")
+        db.executemany("INSERT INTO scratch (rowid, text) VALUES (?, ?)",
+                       list(enumerate(texts, start=1)))
+        terms: list[list[str]] = [[] for _ in texts]
+        for term, row in db.execute("SELECT term, doc FROM scratch_terms ORDER BY doc, offset"):
+            terms[row - 1].append(term)
+        db.execute("DELETE FROM scratch")
+        return terms
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     def _write(self, sql: str, rows: list[tuple]) -> None:
-        try:
-            with self._lock:
-                self._db.executemany(sql, rows)
-                self._db.commit()
-        except sqlite3.Error as error:
-            raise MemoryIndexError(f"The lexical index failed ({error}); run `storyteller "
-                                   "reindex`.") from None
+        with self._lock, _failing_as_index_error():
+            self._db.executemany(sql, rows)
+            self._db.commit()
+
+
+@contextmanager
+def _failing_as_index_error() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise MemoryIndexError(f"The lexical index failed ({error}); run `storyteller "
+                               "reindex`.") from None

@@ -35,7 +35,7 @@ narration (its vector is made in the background when the turn is written)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,7 +55,12 @@ RRF_K = 10  # reciprocal rank fusion's constant: the top ranks of each search we
 LEXICAL_WEIGHT = 1.5  # a lexical rank against a vector rank of the same place
 KEYWORD_SCAN_TURNS = 3  # the scene: lore the last turns named
 MIN_SIMILARITY = 0.2  # a vector hit less similar than this alone is noise, not a memory
-STRONG_SIMILARITY = 0.45  # a vector hit this similar is needed even found by meaning alone
+STRONG_SIMILARITY = 0.45  # a vector hit this similar counts in full in the fusion
+# An ordinary action is reminded of a past turn only for a word it names that the scene
+# lacks and at most this many entries hold: a detail said in one action (its own entry and
+# its passage's: two) or a few narrations ("the cress-seller"), not the everyday words
+# every other turn has. Each memory more is read after Enter.
+RARE_ENTRIES = 3
 CONTEXT_WEIGHT = 0.7  # similarity to "input + last turn" counts 70% of similarity to input
 CONTEXT_WORDS = 40  # of the last narration, its end: what "it" and "her" refer to
 CONTEXT_MAX_INPUT_WORDS = 5  # inputs this short are also searched with the last turn
@@ -85,7 +90,7 @@ class Recalled:
     score: float
     via: str  # "pinned", "keyword", "lexical", "vector" or "both"
     turn: Turn | None = None
-    needed: bool = False  # what the text asks for, not only what resembles it
+    needed: bool = False  # an ordinary action asks for it (Recaller.needed_by_action)
 
     @property
     def text(self) -> str:
@@ -125,6 +130,7 @@ class RecallQuery:
     text: str  # what to search for
     now: int  # the turn being told
     exclude: set[str] = field(default_factory=set)  # shown elsewhere in the prompt already
+    scene: str = ""  # the rest of the prompt's text (history, summary, block), for `needed`
 
     @property
     def oldest_shown(self) -> int:
@@ -171,10 +177,25 @@ class Recaller:
         named = query.lorebook.mentioned(query.text) - query.hidden
         try:
             recall.memories = self.search(query, named, context_vector)
+            if not recall.asks_about_the_past:
+                recall.memories = self.needed_by_action(query, recall)
         except MemoryIndexError as error:  # the index is down: remember by name only
-            recall.memories = self.search(query, named, None, indexes=False)
+            recall.memories = [replace(item, needed=True) for item in
+                               self.search(query, named, None, indexes=False)]
             recall.notices.append(f"Memory search failed, names only this turn: {error}")
         return recall
+
+    def needed_by_action(self, query: RecallQuery, recall: Recall) -> list[Recalled]:
+        """recall.memories, marked with what an ordinary action needs: the lore it names,
+        and the past turns holding a rare word it names that the prompt lacks; never a
+        turn it only repeats (the times it was done before add nothing to this one)."""
+        scene = "\n".join([query.scene, *(item.text for item in recall.pinned)])
+        rare = self.index.words.rare_words(query.text, scene, RARE_ENTRIES)
+        holding = set(self._lexical(replace(query, text=" ".join(rare)))) if rare else set()
+        asked = _content_words(query.text)
+        return [replace(item, needed=item.via == "keyword" or (
+                    item.entry.id in holding and not _echoes(item, asked)))
+                for item in recall.memories]
 
     def scene(self, query: RecallQuery, scene_vector=None) -> list[Recalled]:
         """What the last turns are about, for the recalled block that stays in the prompt
@@ -192,7 +213,7 @@ class Recaller:
             ranked["lexical"] = self._lexical(query)
             ranked["vector"] = self._vector(query, context_vector, embed_text, similarity)
         fused = _fuse(ranked, similarity)
-        found = [self._recalled(query, key, relevance, ranked, similarity)
+        found = [self._recalled(query, key, relevance, ranked)
                  for key, relevance in fused.items()]
         return select(query.text, [item for item in found if item is not None])
 
@@ -246,12 +267,10 @@ class Recaller:
         return entry is not None and not entry.pinned and entry_id not in query.exclude
 
     def _recalled(self, query: RecallQuery, key: str, relevance: float,
-                  ranked: dict[str, list[str]], similarity: dict[str, float],
-                  ) -> Recalled | None:
+                  ranked: dict[str, list[str]]) -> Recalled | None:
         sources = [name for name, keys in ranked.items() if key in keys]
         via = "keyword" if "keyword" in sources else ("both" if len(sources) == 2
                                                       else sources[0])
-        needed = via in ("keyword", "both") or similarity.get(key, 0.0) >= STRONG_SIMILARITY
         if key.startswith("turn-"):
             turn = query.turns[int(key.removeprefix("turn-"))]
             entry = MemoryEntry(id=key, kind="event", text=f"{turn.input}\n{turn.output}",
@@ -259,7 +278,7 @@ class Recaller:
         else:
             turn, entry = None, query.entries[key]
         return Recalled(entry, score(entry, relevance, self.mentions.last(entry.id), query.now),
-                        via, turn, needed)
+                        via, turn)
 
 
 def _key(entry_id: str, kind: str, turn: int) -> str:
@@ -293,17 +312,21 @@ def _content_words(text: str) -> set[str]:
     return set(query_words(text))
 
 
+def _echoes(item: Recalled, asked: set[str]) -> bool:
+    """A past turn whose action is mostly the asking text's words: it repeats the text."""
+    if item.turn is None:
+        return False
+    said = _content_words(item.turn.input)
+    return bool(said) and len(said & asked) >= ECHO_SHARE * len(said)
+
+
 def select(text: str, found: list[Recalled]) -> list[Recalled]:
     """Best first; an echo of the text after what adds to it; nothing another, better
     candidate already says."""
     asked = _content_words(text)
 
     def adjusted(item: Recalled) -> float:
-        if item.turn is None:
-            return item.score
-        said = _content_words(item.turn.input)
-        echo = said and len(said & asked) >= ECHO_SHARE * len(said)
-        return item.score * ECHO_FACTOR if echo else item.score
+        return item.score * ECHO_FACTOR if _echoes(item, asked) else item.score
 
     kept: list[Recalled] = []
     held: list[set[str]] = []

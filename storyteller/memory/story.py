@@ -377,12 +377,15 @@ class StoryMemory:
 
     def recall(self, recent: list[Turn], player_input: str, now: int,
                hide_turn: int | None = None, exclude: set[str] | frozenset = frozenset(),
-               ) -> Recall:
+               scene: str = "") -> Recall:
         """What turn `now` is reminded of. `recent` is the history the prompt already
         holds verbatim (its passages are not repeated), `exclude` what it holds besides
-        (the recalled block); `hide_turn` is a turn being retold, whose memories must not
-        shape its new telling. Never waits for the background writer."""
-        query = self._query(recent, player_input, now, hide_turn, exclude)
+        (the recalled block), `scene` the text of the rest of the prompt (what an ordinary
+        action names that it lacks is what the action needs); `hide_turn` is a turn being
+        retold, whose memories must not shape its new telling. Never waits for the
+        background writer."""
+        query = replace(self._query(recent, player_input, now, hide_turn, exclude),
+                        scene=scene)
         context = (self.context_vector(recent[-1].output)
                    if recent and wants_context(player_input) else None)
         return self.recaller.recall(query, context)

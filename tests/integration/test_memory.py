@@ -95,6 +95,23 @@ def test_planted_facts_come_back_after_fifty_unrelated_turns(memory_settings):
     game.close()
 
 
+def test_an_ordinary_action_reads_memories_only_of_what_the_scene_lacks(memory_settings):
+    game = open_game(memory_settings, "scene", story_narrator(), extractor())
+    play(game, PLANTED_ACTION)
+    for number in range(40):
+        play(game, FILLER_ACTIONS[number % len(FILLER_ACTIONS)])
+
+    def memories(reply):
+        return {item["id"] for item in reply.trace.retrieved if item["section"] == "memories"}
+
+    # what two turns out of the history did before, in words several entries hold
+    again = play(game, "I whistle a marching song and count the coins in my purse")
+    assert not memories(again)  # read after Enter, they would add nothing to this turn
+    reply = play(game, "I walk back to the crooked oak behind the mill")
+    assert "turn-1" in memories(reply)  # the oak was named once: where the key is
+    game.close()
+
+
 def test_undo_and_retry_take_back_the_memories_of_their_turn(memory_settings):
     orla = {"kind": "character", "name": "Orla Venn", "aliases": [],
             "text": "Orla Venn is a smuggler captain who offered the player passage south.",

@@ -430,3 +430,30 @@ def test_questions_and_references_to_the_past_are_told_apart_from_actions():
                  "I stack firewood against the back wall", "I fetch water before dawn",
                  "I ask the baker how long the rain will last", "I knock once again"):
         assert not asks_about_the_past(text)
+
+
+def test_an_ordinary_action_needs_a_past_turn_for_a_rare_word_the_scene_lacks():
+    found = recaller()[0]
+    needed = {m.entry.id for m in found.recall(query("I walk to the old oak")).memories
+              if m.needed}
+    assert "turn-1" in needed  # the oak is named once, in the turn that hid the key
+    in_scene = found.recall(query("I walk to the old oak", scene="An old oak leans here."))
+    assert not any(m.needed for m in in_scene.memories)  # the scene has it already
+
+
+def test_an_ordinary_action_is_not_reminded_of_the_times_it_was_done_before():
+    memories = recaller()[0].recall(query("I hide the brass key under the old oak")).memories
+    assert "turn-1" in {m.entry.id for m in memories}  # found, and an echo:
+    assert not next(m for m in memories if m.entry.id == "turn-1").needed
+
+
+def test_rare_words_are_those_the_scene_lacks_and_few_entries_hold_in_any_form():
+    from storyteller.memory.lexical import LexicalIndex
+
+    words = LexicalIndex(None)
+    words.upsert([entry("t1", kind="event", text="Nan confides her secret by the well."),
+                  *(entry(f"f{n}", kind="event", text=f"I walk to the well, day {n}.")
+                    for n in range(4))])
+    asked = "I think of the secret Nan confided by the well, and of Thimble"
+    assert words.rare_words(asked, "Nan sits by the fire.", most_entries=3) == [
+        "secret", "confided"]  # Nan is in the scene, the well in 5 entries, Thimble in none
