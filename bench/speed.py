@@ -33,10 +33,10 @@ class Recorder:
 def game_run():
     session = Session.new(**SETTINGS)
     game = open_game(session.settings, session.name)
-    recorder = Recorder(game.narrator)
-    game.narrator = recorder
+    recorder = Recorder(game.pipeline.narrator)
+    game.pipeline.narrator = recorder  # the pipeline tells the turns
     traces = session.play(scripted_actions(TURNS), game=game)
-    game.narrator = recorder.inner
+    game.pipeline.narrator = recorder.inner
     game.close()
     return traces, recorder.calls, notes_line(game)
 
