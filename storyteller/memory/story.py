@@ -384,8 +384,7 @@ class StoryMemory:
         action names that it lacks is what the action needs); `hide_turn` is a turn being
         retold, whose memories must not shape its new telling. Never waits for the
         background writer."""
-        query = replace(self._query(recent, player_input, now, hide_turn, exclude),
-                        scene=scene)
+        query = self._query(recent, player_input, now, hide_turn, exclude, scene)
         context = (self.context_vector(recent[-1].output)
                    if recent and wants_context(player_input) else None)
         return self.recaller.recall(query, context)
@@ -404,13 +403,13 @@ class StoryMemory:
             return []
 
     def _query(self, recent: list[Turn], text: str, now: int, hide_turn: int | None,
-               exclude: set[str] | frozenset = frozenset()) -> RecallQuery:
+               exclude: set[str] | frozenset = frozenset(), scene: str = "") -> RecallQuery:
         with self._lock:
             return RecallQuery(
                 entries=dict(self.state.entries), removed=set(self.state.removed),
                 hidden={i for i, turn in self.state.written_by.items() if turn == hide_turn},
                 lorebook=self.lorebook, turns={t.number: t for t in self.campaign.turns},
-                recent=recent, text=text, now=now, exclude=set(exclude))
+                recent=recent, text=text, now=now, exclude=set(exclude), scene=scene)
 
     def context_vector(self, last_output: str):
         """The embedding of the last narration's end (None for an empty one), kept from
