@@ -3,6 +3,7 @@ and the game's own per-turn overhead outside generation."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 
@@ -11,7 +12,7 @@ from storyteller.engine.session import open_game
 from storyteller.engine.trace import TIMING_STAGES
 from storyteller.narrator.registry import embedded_model_path
 
-TURNS = 12
+TURNS = 20
 SETTINGS = {"n_ctx": 2048, "max_tokens": 96, "seed": 5, "temperature": 0.8}
 
 
@@ -31,14 +32,26 @@ class Recorder:
 
 
 def game_run():
+    """The game's turns and, after each (once its background work is over), raw
+    llama-cpp-python on the same prompts in a process of its own: plain llama-cpp-python
+    with one thread computing (this process keeps the game's compute thread, and two
+    threads' OpenMP teams slow each other: storyteller/compute.py). Taking turns keeps
+    both under the same machine load."""
     session = Session.new(**SETTINGS)
     game = open_game(session.settings, session.name)
     recorder = Recorder(game.pipeline.narrator)
     game.pipeline.narrator = recorder  # the pipeline tells the turns
-    traces = session.play(scripted_actions(TURNS), game=game)
+    traces, raw = [], []
+    with multiprocessing.get_context("spawn").Pool(1, initializer=_load_raw) as pool:
+        for action in scripted_actions(TURNS):
+            told = len(recorder.calls)
+            reply = game.submit(action)
+            game.settle(reply)
+            traces.append(reply.trace)
+            raw += pool.apply(_raw_speeds, (recorder.calls[told:],))
     game.pipeline.narrator = recorder.inner
     game.close()
-    return traces, recorder.calls, notes_line(game)
+    return traces, raw, notes_line(game)
 
 
 def notes_line(game) -> str:
@@ -50,13 +63,21 @@ def notes_line(game) -> str:
             f"{notes.stopped} note-takings were stopped by a turn and taken again.")
 
 
-def raw_speeds(calls: list[tuple[list[int], int]]) -> list[float]:
-    """Decode tokens/s of plain Llama.create_completion on the same token lists."""
+_raw_llm = None  # in the raw process
+
+
+def _load_raw() -> None:
+    global _raw_llm
     from llama_cpp import Llama
 
     # Same threads as the game's narrator (llama-cpp-python's default is half the cores).
-    llm = Llama(model_path=str(embedded_model_path()), n_ctx=SETTINGS["n_ctx"],
-                n_threads=os.cpu_count() or 1, verbose=False)
+    _raw_llm = Llama(model_path=str(embedded_model_path()), n_ctx=SETTINGS["n_ctx"],
+                     n_threads=os.cpu_count() or 1, verbose=False)
+
+
+def _raw_speeds(calls: list[tuple[list[int], int]]) -> list[float]:
+    """Decode tokens/s of plain Llama.create_completion on the token lists."""
+    llm = _raw_llm
     speeds = []
     for tokens, seed in calls:
         first = last = None
@@ -69,14 +90,12 @@ def raw_speeds(calls: list[tuple[list[int], int]]) -> list[float]:
             count += 1
         if count > 1:
             speeds.append((count - 1) / (last - first))
-    llm.close()
     return speeds
 
 
 def run() -> str:
-    traces, calls, notes = game_run()
+    traces, raw, notes = game_run()
     game_speeds = [t.tokens_per_second for t in traces if t.completion_tokens > 1]
-    raw = raw_speeds(calls)
     ratio = median(game_speeds) / median(raw)
     overhead = [t.timings_ms["retrieve"] + t.timings_ms["budget"] + t.timings_ms["save"]
                 for t in traces]

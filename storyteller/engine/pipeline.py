@@ -71,10 +71,10 @@ class TurnPipeline:
         self.gated = False
         self._summary_in_use: Summary | None = None
         self._candidate: tuple[Summary, RecalledBlock] | None = None  # being prefilled
-        # Clear from Enter to a turn's first word: the summary being written holds its
-        # next token meanwhile (it would take half the cores the prompt is read with).
-        self.no_turn_waiting = threading.Event()
-        self.no_turn_waiting.set()
+        # Clear from Enter to a turn's last word: the summary being written holds its
+        # next token meanwhile (it would take half the cores the turn is told with).
+        self.no_turn_telling = threading.Event()
+        self.no_turn_telling.set()
 
     @property
     def budget(self) -> Budget:
@@ -191,12 +191,12 @@ class TurnPipeline:
         if retelling:
             self._retries[number] = self._retries.get(number, 0) + 1
         self.summarizer.hold()  # its read-ahead waits for the next turn recorded
-        self.no_turn_waiting.clear()
+        self.no_turn_telling.clear()
         try:
             return self._tell(history, number, player_input, on_chunk, cancel, retelling,
                               entered)
         finally:
-            self.no_turn_waiting.set()
+            self.no_turn_telling.set()
 
     def _tell(self, history: list[Turn], number: int, player_input: str,
               on_chunk: ChunkCallback | None, cancel: threading.Event, retelling: bool,
@@ -215,7 +215,7 @@ class TurnPipeline:
             evaluated.append(len(plan.rendered) if stats.evaluated_tokens is None
                              else stats.evaluated_tokens)
             timings["generate"] = timings.get("generate", 0.0) + stream_timings["generate"]
-            timings["decode"] = stream_timings["generate"] - stream_timings["ttft"]
+            timings["decode"] = stream_timings["decode"]
             seeds.append(options.seed)
             return output, stats
 
@@ -297,18 +297,19 @@ class TurnPipeline:
                     on_chunk(text)
 
         started = time.perf_counter()
-        ttft = None
+        ttft = last = None
         for chunk in self.narrator.stream(plan.rendered, options, cancel, stats):
-            if ttft is None:
-                ttft = _ms_since(started)
-                self.no_turn_waiting.set()
+            last = _ms_since(started)
+            ttft = ttft or last
             show(scaffold.feed(chunk))
         show(scaffold.finish())
         if cancel.is_set():
             raise TurnCancelled()
         generate = _ms_since(started)
         self.scaffold_cut = scaffold.cut
-        return "".join(chunks).strip(), stats, {"ttft": ttft or generate, "generate": generate}
+        # decode: first to last token (the step that finds the end of text shows none)
+        return "".join(chunks).strip(), stats, {"ttft": ttft or generate, "generate": generate,
+                                                "decode": (last or generate) - (ttft or generate)}
 
     def _seed(self, turn_number: int, attempt: int) -> int:
         if self.settings.seed is None:
@@ -327,7 +328,7 @@ def turn_pipeline(campaign: Campaign, narrator: Narrator, background: Narrator,
 
     def pause() -> None:
         if own_context:
-            pipeline.no_turn_waiting.wait(PAUSE_LIMIT_SECONDS)
+            pipeline.no_turn_telling.wait(PAUSE_LIMIT_SECONDS)
 
     summarizer = Summarizer(
         background, settings.prompts_dir, SummaryLog(campaign.path),
@@ -340,7 +341,7 @@ def turn_pipeline(campaign: Campaign, narrator: Narrator, background: Narrator,
     return pipeline
 
 
-PAUSE_LIMIT_SECONDS = 10  # a summary never waits longer for a turn's first word
+PAUSE_LIMIT_SECONDS = 10  # a summary never waits longer for a turn to be told
 
 
 def dropped(plan: PromptPlan, section: str) -> int:

@@ -11,7 +11,7 @@ from storyteller.storage.durable import append_jsonl
 
 # ttft: from Enter (recall and budgeting included) to the first attempt's first token;
 # generate: all attempts (a retried answer is generated again); decode: the kept answer
-# after its first token.
+# from its first token to its last.
 TIMING_STAGES = ("retrieve", "budget", "ttft", "generate", "decode", "extract", "save")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
+from storyteller import compute
 from storyteller.errors import MemoryIndexError
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -45,29 +46,25 @@ class MiniLMEmbedder(EmbeddingFunction[Documents]):
         self.model_path = model_path
         self.batch_size = batch_size
         self._model = None
-        self._lock = threading.Lock()  # one encode at a time; also guards the lazy load
 
     def __call__(self, input: Documents) -> Embeddings:
-        with self._lock:
-            model = self._load()
-            vectors = model.encode(list(input), batch_size=self.batch_size,
+        return list(compute.run(self._encode, list(input)))
+
+    def _encode(self, texts: list[str]):
+        return self._load().encode(texts, batch_size=self.batch_size,
                                    normalize_embeddings=True, convert_to_numpy=True,
                                    show_progress_bar=False)
-        return list(vectors)
 
     def warm_up(self) -> None:
         """Load the model now, in the background, so the first turn does not wait."""
-        threading.Thread(target=self._load_locked, name="embedder-warm-up", daemon=True).start()
+        compute.submit(self._load)
 
     def load(self) -> None:
         """Load the model now; with a warm-up under way, wait for it."""
-        self._load_locked()
-
-    def _load_locked(self) -> None:
-        with self._lock:
-            self._load()
+        compute.run(self._load)
 
     def _load(self):
+        """On the compute thread (which also keeps loads and encodes one at a time)."""
         if self._model is None:
             import torch
             from sentence_transformers import SentenceTransformer  # heavy: torch

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from storyteller import compute
 from storyteller.errors import ModelError
 from storyteller.generation import GenerationStats, Message, RenderedPrompt, SamplingOptions
 from storyteller.narrator.nocopy import NoCopy
@@ -226,7 +227,7 @@ class LlamaCppNarrator:
                     break
                 self._llm.n_tokens = start  # eval() drops the cache past n_tokens
                 batch = tokens[start:start + PREFILL_BATCH]
-                self._llm.eval(batch)
+                compute.run(self._llm.eval, batch)
                 evaluated += len(batch)
         return evaluated
 
@@ -326,11 +327,13 @@ class LlamaCppNarrator:
             text_so_far = ""
             stats.stopped_by = "length"
             stats.evaluated_tokens = len(prompt.tokens) - self._reused(prompt.tokens)
-            for token in self._llm.generate(
+            tokens = self._llm.generate(
                 prompt.tokens, top_k=options.top_k, top_p=options.top_p,
                 temp=options.temperature, repeat_penalty=options.repeat_penalty,
                 grammar=grammar, logits_processor=processors,
-            ):
+            )
+            # each step (evaluate, sample) on the compute thread: see compute.py
+            for token in iter(lambda: compute.run(next, tokens, None), None):
                 if cancel.is_set():
                     stats.stopped_by = "cancel"
                     break

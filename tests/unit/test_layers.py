@@ -1,6 +1,6 @@
 """The layers point down: app (cli, headless, manage, tui) -> engine -> context, memory,
-narrator (peers: none imports another) -> storage -> config -> generation -> errors and
-text. Every import counts, inside functions too; only imports under TYPE_CHECKING (type
+narrator (peers: none imports another) -> storage -> config -> generation -> errors, text
+and compute. Every import counts, inside functions too; only imports under TYPE_CHECKING (type
 hints) do not. No import cycle among storyteller's modules."""
 
 import ast
@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "storyteller"
 LEVELS = {
-    "storyteller": 0, "storyteller.errors": 0, "storyteller.text": 0,
+    "storyteller": 0, "storyteller.errors": 0, "storyteller.text": 0, "storyteller.compute": 0,
     "storyteller.generation": 1,
     "storyteller.config": 2,
     "storyteller.storage": 3,
