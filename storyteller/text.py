@@ -11,6 +11,7 @@ from collections.abc import Sequence
 _ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
 _WHITESPACE_RUN = re.compile(r"\s+")
 _POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[.!?…][\"”’])\s+")
 
 
 def clean_player_input(text: str, max_chars: int) -> tuple[str, str | None]:
@@ -53,3 +54,8 @@ def shared_prefix(one: Sequence, other: Sequence) -> int:
             break
         shared += 1
     return shared
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split after . ! ? or … (and a closing quote right after them)."""
+    return [s for s in _SENTENCE_END.split(text.strip()) if s]

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyteller.context.prompt import TURN_OVERHEAD_TOKENS, split_sentences
+from storyteller.context.prompt import TURN_OVERHEAD_TOKENS
 from storyteller.errors import ModelError
 from storyteller.generation import (
     SAFETY_MARGIN,
@@ -38,6 +38,7 @@ from storyteller.generation import (
 )
 from storyteller.storage.durable import append_jsonl, read_jsonl
 from storyteller.storage.transcript import Turn
+from storyteller.text import split_sentences
 
 SUMMARIES_FILE = "summaries.jsonl"
 SUMMARY_PROMPT_FILE = "summary.txt"

@@ -26,8 +26,8 @@ SCENE_OVERLAP = 0.5  # below this share of the block still recalled, the scene c
 
 def prompt_memory(item: Recalled) -> PromptMemory:
     if item.turn is not None:
-        return PromptMemory(item.entry.id, "event", item.turn.output, item.score,
-                            action=item.turn.input, named=item.needed)
+        return PromptMemory(item.entry.id, "event", item.excerpt or item.turn.output,
+                            item.score, action=item.turn.input, named=item.needed)
     return PromptMemory(item.entry.id, item.entry.kind, item.text, item.score,
                         named=item.needed)
 

@@ -132,6 +132,13 @@ class LexicalIndex:
         return [word for word, terms in unseen.items()
                 if all(0 < counts[term] <= most_entries for term in terms)]
 
+    def naming(self, texts: list[str], words: list[str]) -> list[bool]:
+        """For each text, whether it holds one of `words` (compared as the index's terms,
+        so a word matches its other forms)."""
+        with self._lock, _failing_as_index_error():
+            wanted = {term for terms in self._terms(words) for term in terms}
+            return [bool(wanted.intersection(terms)) for terms in self._terms(texts)]
+
     def _entries_with(self, term: str) -> int:
         row = self._db.execute("SELECT doc FROM entry_terms WHERE term = ?", (term,)).fetchone()
         return row[0] if row else 0

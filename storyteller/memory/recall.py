@@ -45,6 +45,7 @@ from storyteller.memory.entries import EVENT_IMPORTANCE, MemoryEntry
 from storyteller.memory.lexical import query_words
 from storyteller.memory.lorebook import Lorebook, Mentions
 from storyteller.storage.transcript import Turn
+from storyteller.text import split_sentences
 
 if TYPE_CHECKING:
     from storyteller.memory.index import MemoryIndex
@@ -91,6 +92,9 @@ class Recalled:
     via: str  # "pinned", "keyword", "lexical", "vector" or "both"
     turn: Turn | None = None
     needed: bool = False  # an ordinary action asks for it (Recaller.needed_by_action)
+    # for a turn an ordinary action needs for a rare word: the first sentence of its
+    # narration holding that word (what the prompt shows of it, after the action)
+    excerpt: str = ""
 
     @property
     def text(self) -> str:
@@ -193,9 +197,21 @@ class Recaller:
         rare = self.index.words.rare_words(query.text, scene, RARE_ENTRIES)
         holding = set(self._lexical(replace(query, text=" ".join(rare)))) if rare else set()
         asked = _content_words(query.text)
-        return [replace(item, needed=item.via == "keyword" or (
-                    item.entry.id in holding and not _echoes(item, asked)))
-                for item in recall.memories]
+        marked = []
+        for item in recall.memories:
+            by_word = item.entry.id in holding and not _echoes(item, asked)
+            marked.append(replace(item, needed=item.via == "keyword" or by_word,
+                                  excerpt=self._excerpt(item, rare) if by_word else ""))
+        return marked
+
+    def _excerpt(self, item: Recalled, words: list[str]) -> str:
+        """The first sentence of a past turn's narration that holds one of `words`."""
+        if item.turn is None:
+            return ""
+        sentences = split_sentences(item.turn.output)
+        holds = self.index.words.naming(sentences, words)
+        return next((sentence for sentence, held in zip(sentences, holds, strict=True)
+                     if held), "")
 
     def scene(self, query: RecallQuery, scene_vector=None) -> list[Recalled]:
         """What the last turns are about, for the recalled block that stays in the prompt

@@ -6,10 +6,11 @@ import shutil
 
 from interop_support import REPO, SHARED
 
-from storyteller.context.prompt import PINNED_FRACTION, split_sentences
+from storyteller.context.prompt import PINNED_FRACTION
 from storyteller.engine.session import open_game
 from storyteller.narrator.scripted import ScriptedNarrator
 from storyteller.storage.interop.importer import import_world
+from storyteller.text import split_sentences
 
 
 def game_in(settings, tmp_path, source, campaign):

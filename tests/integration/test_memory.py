@@ -109,6 +109,9 @@ def test_an_ordinary_action_reads_memories_only_of_what_the_scene_lacks(memory_s
     assert not memories(again)  # read after Enter, they would add nothing to this turn
     reply = play(game, "I walk back to the crooked oak behind the mill")
     assert "turn-1" in memories(reply)  # the oak was named once: where the key is
+    shown = next(m for m in reply.plan.parts.memories if m.id == "turn-1")
+    assert shown.said.startswith(PLANTED_ACTION)  # and the sentence naming it, no more
+    assert "crooked oak" in shown.text and "Tobias" not in shown.text
     game.close()
 
 

@@ -333,7 +333,8 @@ class FakeVectors:
 
 
 STORY = [Turn(1, "I hide the brass key under the old oak", "You kneel and push it into the moss."),
-         Turn(2, "I pay Bartholomew two coins for the ferry", "The ferryman pockets them."),
+         Turn(2, "I pay Bartholomew two coins for the ferry",
+              "The ferryman pockets them. He hums a song about the salt marsh."),
          Turn(3, "look at the river", "The water runs grey."),
          Turn(4, "where did I hide the brass key?", "You are not sure; the oak, perhaps."),
          Turn(5, "wait", "Nothing happens."),
@@ -441,6 +442,12 @@ def test_an_ordinary_action_needs_a_past_turn_for_a_rare_word_the_scene_lacks():
     assert not any(m.needed for m in in_scene.memories)  # the scene has it already
 
 
+def test_a_turn_needed_for_a_rare_word_shows_the_sentence_that_holds_it():
+    memories = recaller()[0].recall(query("I wade into the marshes")).memories
+    needed = next(m for m in memories if m.entry.id == "turn-2")
+    assert needed.needed and needed.excerpt == "He hums a song about the salt marsh."
+
+
 def test_an_ordinary_action_is_not_reminded_of_the_times_it_was_done_before():
     memories = recaller()[0].recall(query("I hide the brass key under the old oak")).memories
     assert "turn-1" in {m.entry.id for m in memories}  # found, and an echo:
@@ -457,3 +464,5 @@ def test_rare_words_are_those_the_scene_lacks_and_few_entries_hold_in_any_form()
     asked = "I think of the secret Nan confided by the well, and of Thimble"
     assert words.rare_words(asked, "Nan sits by the fire.", most_entries=3) == [
         "secret", "confided"]  # Nan is in the scene, the well in 5 entries, Thimble in none
+    assert words.naming(["Nan confides in you.", "The rain stops."], ["confided"]) == [
+        True, False]
