@@ -6,10 +6,13 @@ while that thread lives; once the process holds more OpenMP threads than cores, 
 stops spinning at its barriers and puts every waiting thread to sleep instead. A decode
 step has hundreds of barriers, so a turn told on one thread while another (the prefill,
 the summarizer, the memory writer's embedder) had ever computed ran at about 0.6x the
-speed of plain llama-cpp-python (measured: 95 tok/s against 160 on 2 cores). Running all
-of that work on one long-lived thread keeps a single team, as plain llama-cpp-python
-has. Jobs run one at a time, in the order they come; the callers' locks and pauses
-decide what may queue (a turn cancels the prefill, a summary waits for the turn).
+speed of plain llama-cpp-python (measured: 95 tok/s against 160 on 2 cores). Running
+the narrator's context (turns and their prefill) and the embedder on one long-lived
+thread keeps a single team, as plain llama-cpp-python has. Jobs run one at a time, in
+the order they come, so each is small: a prefill batch, one decode step, one embedding
+batch (a turn cancels the prefill). The background context that writes summaries and
+notes stays on its own threads (LlamaCppNarrator.shared_compute): llama.cpp reads a
+summary's whole prompt in one call, which would hold a turn for seconds here.
 """
 
 from __future__ import annotations

@@ -139,9 +139,17 @@ class LlamaCppNarrator:
         self._parked: SavedCache | None = None
         self._aside: SavedCache | None = None
         self.vocab_only = vocab_only
+        # Its math runs on the process's compute thread (compute.py); a background
+        # context (summaries, notes) sets this False and computes on its caller's thread
+        # instead, beside the turn: one job of its own (a summary's whole prompt, read in
+        # one go by llama.cpp) would hold a turn's next token for seconds.
+        self.shared_compute = True
         # Each prompt is fitted by counting the same turns and memories again: a count is
         # a pure function of the text.
         self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
+
+    def _compute(self, function, *args):
+        return compute.run(function, *args) if self.shared_compute else function(*args)
 
     def _trained_context(self) -> int:
         metadata = read_metadata(self.model_path)
@@ -227,7 +235,7 @@ class LlamaCppNarrator:
                     break
                 self._llm.n_tokens = start  # eval() drops the cache past n_tokens
                 batch = tokens[start:start + PREFILL_BATCH]
-                compute.run(self._llm.eval, batch)
+                self._compute(self._llm.eval, batch)
                 evaluated += len(batch)
         return evaluated
 
@@ -333,7 +341,7 @@ class LlamaCppNarrator:
                 grammar=grammar, logits_processor=processors,
             )
             # each step (evaluate, sample) on the compute thread: see compute.py
-            for token in iter(lambda: compute.run(next, tokens, None), None):
+            for token in iter(lambda: self._compute(next, tokens, None), None):
                 if cancel.is_set():
                     stats.stopped_by = "cancel"
                     break

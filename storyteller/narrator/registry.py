@@ -266,10 +266,19 @@ def load_extractor(settings: Settings, narrator: Narrator) -> Narrator:
     narrator's KV cache; else the narrator itself (transformers would hold the weights
     twice; a server keeps its own cache). Game.close frees it if it is not the narrator."""
     if settings.extractor_model not in (None, EXTRACTION_AUTO, EXTRACTION_OFF, settings.model):
-        return load_narrator(settings, settings.extractor_model)
+        return _in_the_background(load_narrator(settings, settings.extractor_model))
     if resolve_model(settings).backend in ("llamacpp", "scripted"):
-        return load_narrator(settings)  # the scripted one: its own replies, not the story's
+        # the scripted one: its own replies, not the story's
+        return _in_the_background(load_narrator(settings))
     return narrator
+
+
+def _in_the_background(context: Narrator) -> Narrator:
+    """A llama.cpp context of its own computes on its callers' threads (see
+    LlamaCppNarrator.shared_compute)."""
+    if hasattr(context, "shared_compute"):
+        context.shared_compute = False
+    return context
 
 
 # -- `storyteller models` ----------------------------------------------------------
