@@ -19,9 +19,9 @@ room left is cut at a sentence, like a memory, never left out unseen) and the in
 summary and the recalled block are held to their shares, sized with a typical input (so
 neither moves when this input is longer); the history is what the
 rolling summary left. An ordinary action's memories (only what it names: recall's
-`needed`) get the room of their lead sentences (a past turn: its action and the first
-sentence of its narration, which recall narrows to the one naming the rare word), no
-more: every token after the history is read after Enter. A
+`needed`; a past turn is narrowed by recall to its action and the sentence naming the
+rare word) get the room left, at most a fortieth of the context or what their lead
+sentences take: every token after the history is read anew on every turn. A
 question about the past ("where did I hide the key?") may take the room of the older
 history too, all but the newest RECENT_TURNS turns. A memory too long for the room left
 is cut at a sentence and the next ones are still tried. Over the limit, this turn's
@@ -47,6 +47,7 @@ SYSTEM_PROMPT_FILE = "narrator.txt"
 SECTION_ORDER = ("system", "pinned", "recalled", "summary", "history", "memories", "input")
 RECENT_TURNS = 4  # the newest turns that a question's memories never push out
 PINNED_FRACTION = 8  # pinned facts take at most this part of the context
+ORDINARY_MEMORY_FRACTION = 40  # an ordinary action's own memories: at most n_ctx // 40
 TURN_OVERHEAD_TOKENS = 10  # chat-template wrappers around one turn's two messages
 # How memories are shown (chosen by measurement: see README, "What the model is given").
 PINNED_HEADER = "Facts that stay true:"
@@ -211,8 +212,9 @@ def build_prompt(narrator: Narrator, parts: PromptParts, budget: Budget) -> Prom
     history = [_turn_tokens(turn, count) for turn in parts.history]
     if parts.asks_about_the_past:
         room = budget.prompt_limit - used - sum(history[-RECENT_TURNS:])
-    else:  # an ordinary action: the lead sentence of each memory it names, no more
-        room = min(_named_room(parts, count, budget), budget.prompt_limit - used - sum(history))
+    else:  # what the input names gets room for its lead sentence at least
+        room = min(max(budget.n_ctx // ORDINARY_MEMORY_FRACTION, _named_room(parts, count, budget)),
+                   budget.prompt_limit - used - sum(history))
     parts.memories, dropped["memories"] = fit_memories(parts.memories, count, room)
     used += sum(count(memory.line) + 1 for memory in parts.memories)
     while parts.history and used + sum(history) > budget.prompt_limit:

@@ -11,7 +11,7 @@ source. A source too long for the context is summarized in pieces that fit. Whil
 history grows, a background context of its own (warm=True) reads the next summary's
 prompt so far (the summary, then each new turn), so that when a summary is due only its
 writing is left; with the prefill, the next summary waits until the newest is in the
-prompt, and its tokens wait while a turn is told. A summary that fails
+prompt, and its tokens wait while a turn waits for its first word. A summary that fails
 or is rejected leaves its turns in the history. Summaries are saved in
 saves/<campaign>/summaries.jsonl, append-only; /undo of a turn that a summary covers
 invalidates that summary.
@@ -109,7 +109,8 @@ class Summarizer:
         in_use() says whether the newest summary has reached the prompt: the next one
         waits for it (with the prefill a summary enters once its layout is read, and a
         newer one meanwhile would make that reading start over). pause() is called
-        between the summary's tokens: it holds them while a turn is told."""
+        between the summary's tokens: it holds them while a turn waits for its first
+        word."""
         self.narrator = narrator
         self.template = string.Template(
             (prompts_dir / SUMMARY_PROMPT_FILE).read_text(encoding="utf-8"))

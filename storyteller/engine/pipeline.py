@@ -71,10 +71,10 @@ class TurnPipeline:
         self.gated = False
         self._summary_in_use: Summary | None = None
         self._candidate: tuple[Summary, RecalledBlock] | None = None  # being prefilled
-        # Clear from Enter to a turn's last word: the summary being written holds its
-        # next token meanwhile (it would take half the cores the turn is told with).
-        self.no_turn_telling = threading.Event()
-        self.no_turn_telling.set()
+        # Clear from Enter to a turn's first word: the summary being written holds its
+        # next token meanwhile (it would take half the cores the prompt is read with).
+        self.no_turn_waiting = threading.Event()
+        self.no_turn_waiting.set()
 
     @property
     def budget(self) -> Budget:
@@ -191,12 +191,12 @@ class TurnPipeline:
         if retelling:
             self._retries[number] = self._retries.get(number, 0) + 1
         self.summarizer.hold()  # its read-ahead waits for the next turn recorded
-        self.no_turn_telling.clear()
+        self.no_turn_waiting.clear()
         try:
             return self._tell(history, number, player_input, on_chunk, cancel, retelling,
                               entered)
         finally:
-            self.no_turn_telling.set()
+            self.no_turn_waiting.set()
 
     def _tell(self, history: list[Turn], number: int, player_input: str,
               on_chunk: ChunkCallback | None, cancel: threading.Event, retelling: bool,
@@ -300,7 +300,9 @@ class TurnPipeline:
         ttft = last = None
         for chunk in self.narrator.stream(plan.rendered, options, cancel, stats):
             last = _ms_since(started)
-            ttft = ttft or last
+            if ttft is None:
+                ttft = last
+                self.no_turn_waiting.set()
             show(scaffold.feed(chunk))
         show(scaffold.finish())
         if cancel.is_set():
@@ -328,7 +330,7 @@ def turn_pipeline(campaign: Campaign, narrator: Narrator, background: Narrator,
 
     def pause() -> None:
         if own_context:
-            pipeline.no_turn_telling.wait(PAUSE_LIMIT_SECONDS)
+            pipeline.no_turn_waiting.wait(PAUSE_LIMIT_SECONDS)
 
     summarizer = Summarizer(
         background, settings.prompts_dir, SummaryLog(campaign.path),
@@ -341,7 +343,7 @@ def turn_pipeline(campaign: Campaign, narrator: Narrator, background: Narrator,
     return pipeline
 
 
-PAUSE_LIMIT_SECONDS = 10  # a summary never waits longer for a turn to be told
+PAUSE_LIMIT_SECONDS = 10  # a summary never waits longer for a turn's first word
 
 
 def dropped(plan: PromptPlan, section: str) -> int:

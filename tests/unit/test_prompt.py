@@ -25,7 +25,7 @@ def section(plan, name):
 
 
 def test_sections_are_ordered_and_add_up_to_the_prompt():
-    plan = fit(ScriptedNarrator(), full_parts(asks=True), 40)  # a question: memories too
+    plan = fit(ScriptedNarrator(), full_parts(), 40)
     assert [s.name for s in plan.sections] == list(SECTION_ORDER)
     assert all(s.tokens > 0 for s in plan.sections)
     assert sum(s.tokens for s in plan.sections) == len(plan.rendered)
@@ -36,24 +36,18 @@ def test_sections_are_ordered_and_add_up_to_the_prompt():
 
 
 def test_the_stable_part_ends_where_this_turns_memories_begin():
-    plan = fit(ScriptedNarrator(), full_parts(asks=True), 40)
+    plan = fit(ScriptedNarrator(), full_parts(), 40)
     stable = plan.stable_tokens()
     own = plan.rendered.section_tokens["memories"] + plan.rendered.section_tokens["input"]
     assert stable == plan.rendered.tokens[:-own] and len(stable) > own
 
 
-def test_an_ordinary_action_shows_the_lead_sentences_of_what_it_names_only():
+def test_an_ordinary_action_gets_a_fortieth_of_the_context_at_most():
     narrator = ScriptedNarrator(n_ctx=2048)
     plan = fit(narrator, full_parts(history=2, memory_count=50), 40)
-    assert section(plan, "memories").tokens == 0  # named by nothing: read after Enter
-    named = [PromptMemory("turn-3", "event", "The rain stops. You hear a bell.", 1.0,
-                          action="I hide the key in the hive", named=True),
-             PromptMemory("c1", "character", "Nan runs the inn. She hears everything.", 1.0,
-                          named=True)]
-    plan = fit(narrator, PromptParts(system="You narrate.", memories=named,
-                                     player_input="I walk to the hive"), 40)
-    assert [m.said for m in plan.parts.memories] == [
-        "I hide the key in the hive The rain stops.", "Nan runs the inn."]
+    assert 0 < section(plan, "memories").tokens <= 2048 // 40 + 4  # + the frame
+    assert section(plan, "memories").dropped > 0
+    assert section(plan, "history").dropped == 0
 
 
 def test_a_question_takes_the_older_historys_room_but_not_the_newest_turns():
@@ -206,8 +200,8 @@ def test_the_recalled_blocks_room_does_not_move_with_the_inputs_length():
 
 
 def test_lore_the_input_names_is_shown_even_past_an_ordinary_actions_room():
-    """An ordinary action's memories are held to their lead sentences (read after
-    Enter), but what the player names is shown, its lead sentence at least."""
+    """An ordinary action's memories are held to n_ctx // 40 tokens (read anew every
+    turn), but what the player names is shown, its lead sentence at least."""
     lead = "She is the smith of the village and keeps the forge by the river. " * 2
     named = [PromptMemory(f"n{i}", "character", lead + "More about her past.", 1.0, named=True)
              for i in range(2)]
